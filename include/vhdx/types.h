@@ -1,0 +1,113 @@
+// Value types of the libvhdx API: options, image facts and extents. Part of the base layer's
+// public face (they include nothing above base), so every layer can fill them in.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vhdx/guid.h"
+
+namespace vhdx {
+
+struct OpenOptions {
+  // Read-only opens never write a byte of the file.
+  bool read_only = true;
+  // Open an image whose log needs replay anyway, for inspection only: info() works and shows
+  // LogState::kNeedsReplay, while read() and block_status() fail with kNeedsLogReplay.
+  // Without it such an open fails with kNeedsLogReplay.
+  bool allow_dirty_log = false;
+};
+
+enum class DiskType { kFixed, kDynamic, kDifferencing };
+const char* disk_type_name(DiskType type);  // "fixed", "dynamic", "differencing"
+
+// One of the two headers at 64 KiB and 128 KiB, as found on disk.
+struct HeaderInfo {
+  bool valid = false;         // signature, checksum and version all good
+  std::string invalid_reason; // why not, when !valid
+  std::uint64_t sequence_number = 0;
+  Guid file_write_guid;
+  Guid data_write_guid;
+  Guid log_guid;
+  std::uint16_t log_version = 0;
+  std::uint16_t version = 0;
+  std::uint32_t log_length = 0;
+  std::uint64_t log_offset = 0;
+};
+
+struct RegionInfo {
+  Guid guid;
+  std::string name;  // "BAT", "metadata" or "unknown"
+  std::uint64_t file_offset = 0;
+  std::uint32_t length = 0;
+  bool required = false;
+};
+
+struct MetadataItemInfo {
+  Guid item_id;
+  std::string name;  // "file-parameters", "virtual-disk-size", ..., or "unknown"
+  std::uint32_t offset = 0;
+  std::uint32_t length = 0;
+  bool is_user = false;
+  bool is_virtual_disk = false;
+  bool is_required = false;
+};
+
+enum class LogState { kEmpty, kNeedsReplay };
+
+// Counts of BAT payload entries by state.
+struct BlockCounts {
+  std::uint64_t not_present = 0;
+  std::uint64_t undefined = 0;
+  std::uint64_t zero = 0;
+  std::uint64_t unmapped = 0;  // includes the v0.95 value 5
+  std::uint64_t fully_present = 0;
+  std::uint64_t partially_present = 0;
+};
+
+// Everything `vhdx info` shows, filled at open (cheaply: the BAT is not scanned; see
+// Image::count_blocks).
+struct ImageInfo {
+  std::string creator;
+  std::uint16_t format_version = 1;
+  DiskType type = DiskType::kDynamic;
+  std::uint64_t virtual_size = 0;
+  std::uint32_t block_size = 0;
+  std::uint32_t logical_sector_size = 0;
+  std::uint32_t physical_sector_size = 0;
+  bool leave_blocks_allocated = false;
+  Guid virtual_disk_id;  // page 83 data
+  HeaderInfo headers[2];
+  int current_header = 0;  // 0 or 1: index into headers
+  LogState log_state = LogState::kEmpty;
+  std::vector<RegionInfo> regions;        // from the region table in use
+  int region_table_used = 0;              // 0 or 1
+  std::vector<MetadataItemInfo> metadata_items;
+  std::uint64_t chunk_ratio = 0;
+  std::uint64_t payload_blocks = 0;
+  std::uint64_t bat_entries = 0;
+  std::uint64_t file_size = 0;    // logical size of the container file
+  std::uint64_t actual_size = 0;  // bytes the container occupies on the host (st_blocks*512)
+  std::optional<Guid> parent_locator_type;
+  std::vector<std::pair<std::string, std::string>> parent_locator;  // key, value
+};
+
+// How a range of the virtual disk is backed.
+enum class ExtentKind {
+  kData,         // bytes stored in this file
+  kZero,         // reads as zeros by definition (ZERO / UNMAPPED / UNDEFINED states)
+  kUnallocated,  // NOT_PRESENT: reads as zeros in a fixed or dynamic image
+};
+
+struct Extent {
+  std::uint64_t offset = 0;  // virtual byte offset
+  std::uint64_t length = 0;
+  ExtentKind kind = ExtentKind::kUnallocated;
+  // For kData: where the bytes start in the container file.
+  std::optional<std::uint64_t> file_offset;
+};
+
+}  // namespace vhdx

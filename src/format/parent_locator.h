@@ -1,0 +1,31 @@
+// §6 Parent locator metadata item (differencing images).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vhdx/error.h"
+#include "vhdx/guid.h"
+
+namespace vhdx::format {
+
+struct ParentLocator {
+  Guid locator_type;
+  std::vector<std::pair<std::string, std::string>> entries;  // key, value (UTF-8), disk order
+
+  // The value of `key` (case-sensitive), if present.
+  std::optional<std::string> find(std::string_view key) const;
+};
+
+// Decodes the item bytes: header, key/value entries with every offset and length inside the
+// item, lengths non-zero and even, keys unique. Does not require a known locator type (the
+// image layer decides that); does require the key count to fit in the item.
+Result<ParentLocator> decode_parent_locator(std::span<const std::uint8_t> item);
+// Builds the item bytes (header, entries, then UTF-16LE strings).
+std::vector<std::uint8_t> encode_parent_locator(const ParentLocator& locator);
+
+}  // namespace vhdx::format
