@@ -30,6 +30,8 @@ struct MetadataTable {
 // with offset 0, offset >= 64 KiB otherwise, (item_id, is_user) unique. Does not check against
 // the region length (validate_metadata_layout does).
 Result<MetadataTable> decode_metadata_table(std::span<const std::uint8_t> bytes);
+// One 32-byte table entry with no checks beyond its size (decode_metadata_table does them).
+Result<MetadataEntry> decode_metadata_entry(std::span<const std::uint8_t> bytes);
 void encode_metadata_table(const MetadataTable& table, std::span<std::uint8_t> out);
 
 // Every item lies inside a region of region_length bytes and no two items overlap.

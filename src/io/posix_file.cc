@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -24,8 +25,8 @@ class PosixFile final : public File {
   Result<void> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
     std::size_t done = 0;
     while (done < out.size()) {
-      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                          static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return os_error("cannot read at offset " + std::to_string(offset + done) + " of", path_,
@@ -40,14 +41,15 @@ class PosixFile final : public File {
   }
 
   Result<void> write_at(std::uint64_t offset, std::span<const std::uint8_t> data) override {
+    if (!writable_) return read_only_error();
     std::size_t done = 0;
     while (done < data.size()) {
-      ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                           static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return os_error("cannot write at offset " + std::to_string(offset + done) + " of",
-                        path_, errno);
+        return os_error("cannot write at offset " + std::to_string(offset + done) + " of", path_,
+                        errno);
       }
       done += static_cast<std::size_t>(n);
     }
@@ -61,6 +63,7 @@ class PosixFile final : public File {
   }
 
   Result<void> truncate(std::uint64_t new_size) override {
+    if (!writable_) return read_only_error();
     if (::ftruncate(fd_, static_cast<off_t>(new_size)) != 0)
       return os_error("cannot resize", path_, errno);
     return ok();
@@ -72,11 +75,18 @@ class PosixFile final : public File {
   }
 
   Result<void> punch_hole(std::uint64_t offset, std::uint64_t length) override {
+    if (!writable_) return read_only_error();
+    if (length == 0) return ok();  // fallocate rejects a zero length with EINVAL
     if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                     static_cast<off_t>(length)) == 0)
       return ok();
-    if (errno != EOPNOTSUPP && errno != ENOSYS) return os_error("cannot punch hole in", path_, errno);
-    // The file system cannot punch holes: write zeros instead.
+    if (errno != EOPNOTSUPP && errno != ENOSYS)
+      return os_error("cannot punch hole in", path_, errno);
+    // The file system cannot punch holes: write zeros instead, never past the end of the file
+    // (a punched hole keeps the size).
+    VHDX_ASSIGN_OR_RETURN(std::uint64_t file_size, size());
+    if (offset >= file_size) return ok();
+    length = std::min(length, file_size - offset);
     std::vector<std::uint8_t> zeros(std::min<std::uint64_t>(length, 1u << 20));
     for (std::uint64_t done = 0; done < length;) {
       std::uint64_t n = std::min<std::uint64_t>(zeros.size(), length - done);
@@ -90,6 +100,10 @@ class PosixFile final : public File {
   std::string name() const override { return path_; }
 
  private:
+  Error read_only_error() const {
+    return Error(ErrorCode::kReadOnly, "'" + path_ + "' is open read-only");
+  }
+
   int fd_;
   std::string path_;
   bool writable_;
