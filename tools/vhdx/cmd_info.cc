@@ -1,0 +1,70 @@
+// vhdx info IMAGE [--output=human|json]
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "render.h"
+#include "vhdx/image.h"
+
+namespace vhdx::cli {
+namespace {
+
+struct InfoOptions {
+  std::string image;
+  std::string output = "human";
+  std::string format;
+};
+
+int run_info(const InfoOptions& options) {
+  if (auto r = check_source_format(options.format); !r) return report_error(r.error());
+  // A dirty log must not stop inspection: info shows the log state instead.
+  OpenOptions open_options;
+  open_options.read_only = true;
+  open_options.allow_dirty_log = true;
+  auto image = Image::open(options.image, open_options);
+  if (!image) return report_error(image.error());
+  const ImageInfo& info = (*image)->info();
+
+  BlockCountsOrReason blocks;
+  std::optional<Error> count_error;
+  if (info.log_state == LogState::kNeedsReplay) {
+    // The BAT on disk is stale until the log is replayed, so its counts would mislead.
+    blocks.unavailable_reason = "the log needs replay";
+  } else if (auto counts = (*image)->count_blocks(); counts) {
+    blocks.counts = *counts;
+  } else {
+    blocks.unavailable_reason = counts.error().to_string();
+    count_error = std::move(counts).error();
+  }
+
+  if (options.output == "json") {
+    std::cout << info_to_json(options.image, info, blocks)
+                     .dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+              << std::endl;
+  } else {
+    std::cout << info_to_human(options.image, info, blocks) << std::flush;
+  }
+  // A BAT that cannot be scanned is damage worth an error status, after showing what we can.
+  if (count_error) return report_error(*count_error);
+  return 0;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, int& status) {
+  auto options = std::make_shared<InfoOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "info",
+      "Show the image's format facts: type, sizes, headers, log, regions, metadata, "
+      "block counts.");
+  sub->add_option("IMAGE", options->image, "VHDX image file")->required();
+  sub->add_option("--output", options->output, "output format: human (default) or json")
+      ->check(output_format_validator());
+  sub->add_option("-f", options->format, "source format (only vhdx)");
+  sub->footer(
+      "Opens read-only and accepts an image whose log needs replay (block counts are then "
+      "unavailable).");
+  sub->callback([options, &status] { status = run_info(*options); });
+}
+
+}  // namespace vhdx::cli

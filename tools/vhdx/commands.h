@@ -1,0 +1,26 @@
+// The subcommands of `vhdx`. Each add_*_command registers one with CLI11; its callback runs it
+// and leaves the process exit status in `status`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "vhdx/error.h"
+
+namespace vhdx::cli {
+
+void add_info_command(CLI::App& app, int& status);
+void add_map_command(CLI::App& app, int& status);
+void add_convert_command(CLI::App& app, int& status);
+void add_io_command(CLI::App& app, int& status);
+void add_probe_command(CLI::App& app, int& status);
+
+// Prints "vhdx: <message> (<code>)" on stderr and returns exit status 1.
+int report_error(const Error& error);
+
+// Validates --output: "human" or "json".
+CLI::Validator output_format_validator();
+
+// Checks -f: only vhdx can be read; anything else is a clear error.
+Result<void> check_source_format(const std::string& format);
+
+}  // namespace vhdx::cli
