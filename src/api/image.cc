@@ -1,0 +1,68 @@
+#include "vhdx/image.h"
+
+#include <cstring>
+
+#include "api/image_access.h"
+#include "format/constants.h"
+#include "image/engine.h"
+#include "io/posix_file.h"
+
+namespace vhdx {
+
+const char* disk_type_name(DiskType type) {
+  switch (type) {
+    case DiskType::kFixed:
+      return "fixed";
+    case DiskType::kDynamic:
+      return "dynamic";
+    case DiskType::kDifferencing:
+      return "differencing";
+  }
+  return "unknown";
+}
+
+Image::Image(std::unique_ptr<image::Engine> engine) : engine_(std::move(engine)) {}
+Image::~Image() = default;
+
+Result<std::unique_ptr<Image>> Image::open(const std::string& path, const OpenOptions& options) {
+  if (!options.read_only)
+    return Error(ErrorCode::kUnsupported, "'" + path + "': read-write opens are not supported yet");
+  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{}));
+  auto engine = image::Engine::open(std::move(file), options);
+  if (!engine) return std::move(engine).error().with_context("'" + path + "'");
+  (*engine)->set_source_path(path);
+  // The host allocation is informational; a stat failure here leaves it at 0.
+  if (auto allocated = allocated_bytes(path)) (*engine)->set_actual_size(*allocated);
+  return std::unique_ptr<Image>(new Image(std::move(*engine)));
+}
+
+Result<std::unique_ptr<Image>> Image::open_file(std::unique_ptr<File> file,
+                                                const OpenOptions& options) {
+  if (!options.read_only)
+    return Error(ErrorCode::kUnsupported, "read-write opens are not supported yet");
+  VHDX_ASSIGN_OR_RETURN(auto engine, image::Engine::open(std::move(file), options));
+  return std::unique_ptr<Image>(new Image(std::move(engine)));
+}
+
+const ImageInfo& Image::info() const { return engine_->info(); }
+
+Result<void> Image::read(std::uint64_t offset, std::span<std::uint8_t> out) {
+  return engine_->read(offset, out);
+}
+
+Result<std::vector<Extent>> Image::block_status(std::uint64_t offset, std::uint64_t length) {
+  return engine_->block_status(offset, length);
+}
+
+Result<BlockCounts> Image::count_blocks() { return engine_->count_blocks(); }
+
+Result<bool> probe(const std::string& path) {
+  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{}));
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file->size());
+  std::uint8_t signature[sizeof format::kFileSignature];
+  if (size < sizeof signature) return false;
+  VHDX_TRY(file->read_at(0, signature));
+  return std::memcmp(signature, format::kFileSignature, sizeof signature) == 0;
+}
+
+}  // namespace vhdx

@@ -1,0 +1,623 @@
+#include "image/engine.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/checked_math.h"
+#include "base/endian.h"
+#include "format/constants.h"
+#include "format/file_identifier.h"
+#include "format/header.h"
+#include "format/metadata.h"
+#include "format/region_table.h"
+
+namespace vhdx::image {
+namespace {
+
+using format::kMiB;
+
+// Bytes of the file read at open: file identifier, both headers, both region tables.
+constexpr std::uint64_t kOpenSectionBytes =
+    format::kRegionTableOffsets[1] + format::kRegionTableSize;
+// The metadata region read at open is at most this long (a normal one is 1 MiB); items further
+// in are refused rather than read, so a hostile region length cannot exhaust memory.
+constexpr std::uint64_t kMaxMetadataRead = 32 * kMiB;
+// count_blocks streams the BAT in pieces this large.
+constexpr std::uint64_t kScanBytes = 1 * kMiB;
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string num(std::uint64_t v) { return std::to_string(v); }
+
+Error corrupt(std::string message) { return Error(ErrorCode::kCorrupt, std::move(message)); }
+
+Guid guid_at(std::span<const std::uint8_t> b, std::size_t at) {
+  return Guid::from_bytes(std::span<const std::uint8_t, 16>(b.data() + at, 16));
+}
+
+HeaderInfo header_info(const format::Header& h) {
+  HeaderInfo info;
+  info.valid = true;
+  info.sequence_number = h.sequence_number;
+  info.file_write_guid = h.file_write_guid;
+  info.data_write_guid = h.data_write_guid;
+  info.log_guid = h.log_guid;
+  info.log_version = h.log_version;
+  info.version = h.version;
+  info.log_length = h.log_length;
+  info.log_offset = h.log_offset;
+  return info;
+}
+
+// An invalid header still shows its raw fields when it at least carries the signature, so
+// `vhdx info` can tell a torn header from an empty slot.
+HeaderInfo raw_header_info(std::span<const std::uint8_t> b, const Error& error) {
+  HeaderInfo info;
+  info.valid = false;
+  info.invalid_reason = error.message();
+  if (std::memcmp(b.data(), format::kHeaderSignature, 4) != 0) return info;
+  info.sequence_number = load_le64(b, 8);
+  info.file_write_guid = guid_at(b, 16);
+  info.data_write_guid = guid_at(b, 32);
+  info.log_guid = guid_at(b, 48);
+  info.log_version = load_le16(b, 64);
+  info.version = load_le16(b, 66);
+  info.log_length = load_le32(b, 68);
+  info.log_offset = load_le64(b, 72);
+  return info;
+}
+
+const char* region_name(const Guid& guid) {
+  if (guid == format::kBatRegionGuid) return "BAT";
+  if (guid == format::kMetadataRegionGuid) return "metadata";
+  return "unknown";
+}
+
+std::string range_text(std::uint64_t offset, std::uint64_t length) {
+  return "offset " + num(offset) + ", length " + num(length);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::open(std::unique_ptr<File> file,
+                                             const OpenOptions& options) {
+  if (!file) return Error(ErrorCode::kInvalidArgument, "no file to open");
+  std::unique_ptr<Engine> engine(new Engine(std::move(file)));
+  VHDX_TRY(engine->open_image(options));
+  return engine;
+}
+
+Result<void> Engine::open_image(const OpenOptions& options) {
+  // 1. File size.
+  VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
+
+  // 2. File identifier.
+  const Error not_vhdx(ErrorCode::kNotVhdx, "not a VHDX file: no 'vhdxfile' signature");
+  if (info_.file_size < sizeof format::kFileSignature) return not_vhdx;
+  std::vector<std::uint8_t> section(std::min(info_.file_size, kOpenSectionBytes));
+  VHDX_TRY(file_->read_at(0, section));
+  if (std::memcmp(section.data(), format::kFileSignature, sizeof format::kFileSignature) != 0)
+    return not_vhdx;
+  if (info_.file_size < format::kHeaderSectionSize)
+    return corrupt("file is " + num(info_.file_size) +
+                   " bytes long, shorter than the 1 MiB header section");
+  VHDX_ASSIGN_OR_RETURN(auto identifier, format::decode_file_identifier(section));
+  info_.creator = std::move(identifier.creator);
+
+  // 3. Both headers; one torn header does not stop the open.
+  VHDX_TRY(read_headers(section));
+
+  // 4. Log state.
+  const HeaderInfo& current = info_.headers[info_.current_header];
+  if (!current.log_guid.is_zero()) {
+    if (!options.allow_dirty_log)
+      return Error(ErrorCode::kNeedsLogReplay,
+                   "image needs log replay (header log GUID " + current.log_guid.to_string() + ")");
+    needs_replay_ = true;
+    info_.log_state = LogState::kNeedsReplay;
+  }
+
+  // 5. Log bounds.
+  VHDX_TRY(check_log_bounds());
+
+  // 6. Region tables and the regions they name.
+  VHDX_TRY(read_region_tables(section));
+
+  // 7. Metadata.
+  VHDX_TRY(read_metadata());
+
+  // 8. BAT geometry; the BAT itself is read later, page by page.
+  return setup_bat();
+}
+
+Result<void> Engine::read_headers(std::span<const std::uint8_t> section) {
+  std::span<const std::uint8_t> bytes[2];
+  for (int i = 0; i < 2; ++i)
+    bytes[i] = section.subspan(format::kHeaderOffsets[i], format::kHeaderSize);
+  Result<format::Header> decoded[2] = {format::decode_header(bytes[0]),
+                                       format::decode_header(bytes[1])};
+  for (int i = 0; i < 2; ++i) {
+    info_.headers[i] =
+        decoded[i] ? header_info(*decoded[i]) : raw_header_info(bytes[i], decoded[i].error());
+  }
+  VHDX_ASSIGN_OR_RETURN(auto choice,
+                        format::choose_current_header(decoded[0], decoded[1], bytes[0], bytes[1]));
+  if (choice.current != 0 && choice.current != 1)
+    return Error(ErrorCode::kInternal, "header choice out of range");
+  info_.current_header = choice.current;
+  info_.format_version = info_.headers[choice.current].version;
+  return ok();
+}
+
+Result<void> Engine::check_log_bounds() {
+  const HeaderInfo& h = info_.headers[info_.current_header];
+  log_ = {h.log_offset, h.log_length};
+  if (log_.length == 0) return ok();
+  const std::string what = "log (" + range_text(log_.offset, log_.length) + ")";
+  if (log_.offset < format::kHeaderSectionSize)
+    return corrupt(what + ": overlaps the header section");
+  if (!is_aligned(log_.offset, format::kObjectAlignment) ||
+      !is_aligned(log_.length, format::kObjectAlignment))
+    return corrupt(what + ": not aligned to 1 MiB");
+  auto end = checked_add(log_.offset, log_.length);
+  if (!end || *end > info_.file_size)
+    return corrupt(what + ": extends past the end of the file (" + num(info_.file_size) +
+                   " bytes)");
+  return ok();
+}
+
+Result<void> Engine::read_region_tables(std::span<const std::uint8_t> section) {
+  Result<format::RegionTable> tables[2] = {
+      format::decode_region_table(
+          section.subspan(format::kRegionTableOffsets[0], format::kRegionTableSize)),
+      format::decode_region_table(
+          section.subspan(format::kRegionTableOffsets[1], format::kRegionTableSize)),
+  };
+  int used = tables[0] ? 0 : 1;
+  if (!tables[used])
+    return corrupt("region tables: both copies are invalid (table 1: " +
+                   tables[0].error().message() + "; table 2: " + tables[1].error().message() + ")");
+  info_.region_table_used = used;
+  const format::RegionTable& table = *tables[used];
+  const std::string table_name = "region table " + num(used + 1);
+  auto known = format::find_known_regions(table);
+  if (!known) return std::move(known).error().with_context(table_name);
+
+  for (const auto& entry : table.entries) {
+    RegionInfo region;
+    region.guid = entry.guid;
+    region.name = region_name(entry.guid);
+    region.file_offset = entry.file_offset;
+    region.length = entry.length;
+    region.required = entry.required;
+    info_.regions.push_back(region);
+
+    const std::string what = table_name + ": region " + region.name + " (" +
+                             range_text(entry.file_offset, entry.length) + ")";
+    if (entry.file_offset < format::kHeaderSectionSize)
+      return corrupt(what + ": overlaps the header section");
+    if (!is_aligned(entry.file_offset, format::kObjectAlignment) ||
+        !is_aligned(entry.length, format::kObjectAlignment))
+      return corrupt(what + ": not aligned to 1 MiB");
+    auto end = checked_add(entry.file_offset, entry.length);
+    if (!end) return corrupt(what + ": end overflows");
+    if (ranges_overlap(entry.file_offset, entry.length, log_.offset, log_.length))
+      return corrupt(what + ": overlaps the log");
+    // Unknown optional regions are ignored, so only the known ones must lie inside the file.
+    const bool is_known =
+        entry.guid == format::kBatRegionGuid || entry.guid == format::kMetadataRegionGuid;
+    if (is_known && *end > info_.file_size)
+      return corrupt(what + ": extends past the end of the file (" + num(info_.file_size) +
+                     " bytes)");
+  }
+  // The codec rejects overlapping regions; check the two this engine relies on regardless.
+  bat_region_ = {known->bat.file_offset, known->bat.length};
+  metadata_region_ = {known->metadata.file_offset, known->metadata.length};
+  if (ranges_overlap(bat_region_.offset, bat_region_.length, metadata_region_.offset,
+                     metadata_region_.length))
+    return corrupt(table_name + ": the BAT and metadata regions overlap");
+  return ok();
+}
+
+Result<void> Engine::read_metadata() {
+  const std::uint64_t region_length = metadata_region_.length;
+  if (region_length < format::kMetadataTableSize)
+    return corrupt("metadata region: length " + num(region_length) +
+                   " is shorter than the 64 KiB table");
+  std::vector<std::uint8_t> region(std::min(region_length, kMiB));
+  VHDX_TRY(file_->read_at(metadata_region_.offset, region));
+
+  auto table = format::decode_metadata_table(
+      std::span<const std::uint8_t>(region).first(format::kMetadataTableSize));
+  if (!table) return std::move(table).error().with_context("metadata region");
+  if (auto r = format::validate_metadata_layout(*table, region_length); !r)
+    return std::move(r).error().with_context("metadata region");
+
+  // Read further only as far as the items reach (bounded).
+  std::uint64_t needed = format::kMetadataTableSize;
+  for (const auto& e : table->entries)
+    needed = std::max<std::uint64_t>(needed, std::uint64_t{e.offset} + e.length);
+  if (needed > kMaxMetadataRead)
+    return Error(ErrorCode::kUnsupported,
+                 "metadata region: items reach " + num(needed) +
+                     " bytes into the region; this library reads at most " + num(kMaxMetadataRead));
+  if (needed > region.size()) {
+    const std::uint64_t have = region.size();
+    region.resize(needed);
+    VHDX_TRY(file_->read_at(metadata_region_.offset + have,
+                            std::span<std::uint8_t>(region).subspan(have)));
+  }
+
+  for (const auto& e : table->entries) {
+    MetadataItemInfo item;
+    item.item_id = e.item_id;
+    item.name = format::metadata_item_name(e.item_id);
+    item.offset = e.offset;
+    item.length = e.length;
+    item.is_user = e.is_user;
+    item.is_virtual_disk = e.is_virtual_disk;
+    item.is_required = e.is_required;
+    info_.metadata_items.push_back(std::move(item));
+  }
+
+  auto disk = format::decode_disk_metadata(*table, region);
+  if (!disk) return std::move(disk).error().with_context("metadata region");
+  const auto& params = disk->file_parameters;
+  has_parent_ = params.has_parent;
+  info_.block_size = params.block_size;
+  info_.leave_blocks_allocated = params.leave_block_allocated;
+  info_.type = params.has_parent              ? DiskType::kDifferencing
+               : params.leave_block_allocated ? DiskType::kFixed
+                                              : DiskType::kDynamic;
+  info_.virtual_size = disk->virtual_size;
+  info_.logical_sector_size = disk->logical_sector_size;
+  info_.physical_sector_size = disk->physical_sector_size;
+  info_.virtual_disk_id = disk->virtual_disk_id;
+  if (disk->parent_locator) {
+    info_.parent_locator_type = disk->parent_locator->locator_type;
+    info_.parent_locator = disk->parent_locator->entries;
+  }
+  return ok();
+}
+
+Result<void> Engine::setup_bat() {
+  auto geometry = format::compute_bat_geometry(info_.block_size, info_.virtual_size,
+                                               info_.logical_sector_size, has_parent_);
+  if (!geometry) return std::move(geometry).error().with_context("metadata");
+  geometry_ = *geometry;
+  if (!is_power_of_two(geometry_.block_size) || !is_power_of_two(geometry_.chunk_ratio))
+    return Error(ErrorCode::kInternal, "BAT geometry: bad block size or chunk ratio");
+  block_shift_ = static_cast<unsigned>(std::countr_zero(geometry_.block_size));
+  chunk_shift_ = static_cast<unsigned>(std::countr_zero(geometry_.chunk_ratio));
+  info_.chunk_ratio = geometry_.chunk_ratio;
+  info_.payload_blocks = geometry_.payload_blocks;
+  info_.bat_entries = geometry_.total_entries;
+
+  const std::uint64_t capacity = bat_region_.length / format::kBatEntrySize;
+  if (capacity < geometry_.total_entries)
+    return corrupt("BAT region (" + num(bat_region_.length) + " bytes) holds " + num(capacity) +
+                   " entries, but the image needs " + num(geometry_.total_entries));
+  bat_.reset(file_.get(), bat_region_.offset, geometry_.total_entries, kDefaultBatCacheBytes);
+  return ok();
+}
+
+Result<void> Engine::check_readable() const {
+  if (needs_replay_)
+    return Error(ErrorCode::kNeedsLogReplay,
+                 "image needs log replay; it was opened for inspection only");
+  return ok();
+}
+
+std::uint64_t Engine::block_bytes(std::uint64_t block) const {
+  // The last block may be partial; only the part holding virtual data must be in the file.
+  const std::uint64_t start = block << block_shift_;
+  return std::min<std::uint64_t>(geometry_.block_size, info_.virtual_size - start);
+}
+
+Error Engine::entry_error(std::uint64_t index, bool bitmap, std::uint64_t block,
+                          const std::string& reason) const {
+  return corrupt("BAT entry " + num(index) +
+                 (bitmap ? " (sector bitmap of chunk " : " (payload block ") + num(block) +
+                 "): " + reason);
+}
+
+Result<BlockMapping> Engine::validate_entry(std::uint64_t index, std::uint64_t raw, bool bitmap,
+                                            std::uint64_t block) const {
+  const format::BatEntry entry = format::decode_bat_entry(raw);
+  if (entry.reserved_bits_set)
+    return entry_error(index, bitmap, block, "reserved bits are set (raw entry " + hex(raw) + ")");
+  if (bitmap ? !format::is_valid_bitmap_state(entry.state, has_parent_)
+             : !format::is_valid_payload_state(entry.state, has_parent_))
+    return entry_error(index, bitmap, block,
+                       "state " + num(entry.state) + " is not a valid " +
+                           (bitmap ? "sector bitmap" : "payload") + " state for " +
+                           (has_parent_ ? "a differencing image" : "an image without a parent"));
+
+  BlockMapping mapping{entry.state, 0};
+  const bool has_data =
+      entry.state == static_cast<std::uint8_t>(format::PayloadState::kFullyPresent) ||
+      (!bitmap &&
+       entry.state == static_cast<std::uint8_t>(format::PayloadState::kPartiallyPresent));
+  if (!has_data) return mapping;
+
+  const std::uint64_t offset = entry.file_offset;
+  const std::uint64_t length = bitmap ? format::kSectorBitmapBlockSize : block_bytes(block);
+  // Messages are built only on failure: this runs on every read.
+  auto what = [&] { return "block at file offset " + num(offset); };
+  if (offset < format::kHeaderSectionSize)
+    return entry_error(index, bitmap, block, what() + " lies in the header section");
+  auto end = checked_add(offset, length);
+  if (!end || *end > info_.file_size)
+    return entry_error(index, bitmap, block,
+                       what() + " (" + num(length) + " bytes) extends past the end of the file (" +
+                           num(info_.file_size) + " bytes)");
+  if (ranges_overlap(offset, length, log_.offset, log_.length))
+    return entry_error(index, bitmap, block, what() + " overlaps the log");
+  if (ranges_overlap(offset, length, bat_region_.offset, bat_region_.length))
+    return entry_error(index, bitmap, block, what() + " overlaps the BAT region");
+  if (ranges_overlap(offset, length, metadata_region_.offset, metadata_region_.length))
+    return entry_error(index, bitmap, block, what() + " overlaps the metadata region");
+  mapping.file_offset = offset;
+  return mapping;
+}
+
+Result<BlockMapping> Engine::lookup_block(std::uint64_t block) {
+  VHDX_TRY(check_readable());
+  if (block >= geometry_.payload_blocks)
+    return Error(ErrorCode::kOutOfRange, "payload block " + num(block) + " is past the last (" +
+                                             num(geometry_.payload_blocks) + " blocks)");
+  // payload_entry_index without the division: the chunk ratio is a power of two.
+  const std::uint64_t index = block + (block >> chunk_shift_);
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t raw, bat_.entry(index));
+  return validate_entry(index, raw, false, block);
+}
+
+Result<void> Engine::read(std::uint64_t offset, std::span<std::uint8_t> out) {
+  VHDX_TRY(check_readable());
+  auto end = checked_add(offset, out.size());
+  if (!end || *end > info_.virtual_size)
+    return Error(ErrorCode::kOutOfRange, "read of " + num(out.size()) + " bytes at offset " +
+                                             num(offset) + " lies outside the virtual disk (" +
+                                             num(info_.virtual_size) + " bytes)");
+  const std::uint64_t block_mask = geometry_.block_size - 1;
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t block = pos >> block_shift_;
+    const std::uint64_t in_block = pos & block_mask;
+    std::size_t run = static_cast<std::size_t>(
+        std::min<std::uint64_t>(out.size() - done, geometry_.block_size - in_block));
+    VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, lookup_block(block));
+    switch (static_cast<format::PayloadState>(mapping.state)) {
+      case format::PayloadState::kFullyPresent: {
+        // Extend over following blocks stored right after this one: one pread for the lot.
+        std::uint64_t next_block = block + 1;
+        std::uint64_t next_offset = mapping.file_offset + geometry_.block_size;
+        while (done + run < out.size()) {
+          VHDX_ASSIGN_OR_RETURN(BlockMapping next, lookup_block(next_block));
+          if (next.state != mapping.state || next.file_offset != next_offset) break;
+          ++next_block;
+          run += static_cast<std::size_t>(
+              std::min<std::uint64_t>(out.size() - done - run, geometry_.block_size));
+          next_offset += geometry_.block_size;
+        }
+        VHDX_TRY(file_->read_at(mapping.file_offset + in_block, out.subspan(done, run)));
+        break;
+      }
+      case format::PayloadState::kNotPresent:
+        if (has_parent_)
+          return Error(ErrorCode::kUnsupported,
+                       "differencing images need their parent; not supported yet");
+        std::memset(out.data() + done, 0, run);
+        break;
+      case format::PayloadState::kUndefined:
+      case format::PayloadState::kZero:
+      case format::PayloadState::kUnmapped:
+      case format::PayloadState::kUnmappedV095:
+        std::memset(out.data() + done, 0, run);
+        break;
+      case format::PayloadState::kPartiallyPresent: {
+        // Sectors present in this file can be read; any other needs the parent.
+        VHDX_ASSIGN_OR_RETURN(auto runs, sector_runs(block, mapping, pos, run));
+        for (const SectorRun& r : runs) {
+          if (!r.present)
+            return Error(ErrorCode::kUnsupported,
+                         "differencing images need their parent; not supported yet");
+          VHDX_TRY(file_->read_at(r.file_offset, out.subspan(done + (r.offset - pos), r.length)));
+        }
+        break;
+      }
+      default:
+        return Error(ErrorCode::kInternal, "unexpected payload state " + num(mapping.state));
+    }
+    done += run;
+  }
+  return ok();
+}
+
+void Engine::append_extent(std::vector<Extent>& extents, const Extent& extent) {
+  if (!extents.empty()) {
+    Extent& last = extents.back();
+    if (last.kind == extent.kind && last.offset + last.length == extent.offset &&
+        (extent.kind != ExtentKind::kData ||
+         *last.file_offset + last.length == *extent.file_offset)) {
+      last.length += extent.length;
+      return;
+    }
+  }
+  extents.push_back(extent);
+}
+
+Result<std::vector<Engine::SectorRun>> Engine::sector_runs(std::uint64_t block,
+                                                           const BlockMapping& mapping,
+                                                           std::uint64_t pos,
+                                                           std::uint64_t length) {
+  const std::uint64_t chunk = block >> chunk_shift_;
+  const std::uint64_t bitmap_index = geometry_.bitmap_entry_index(chunk);
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t raw, bat_.entry(bitmap_index));
+  VHDX_ASSIGN_OR_RETURN(BlockMapping bitmap, validate_entry(bitmap_index, raw, true, chunk));
+  if (bitmap.state != static_cast<std::uint8_t>(format::BitmapState::kPresent))
+    return entry_error(
+        geometry_.payload_entry_index(block), false, block,
+        "partially present, but the sector bitmap of chunk " + num(chunk) + " is not present");
+
+  // The bits of the sectors [first, last] covering the range; all in this block's chunk.
+  const std::uint64_t sector_size = info_.logical_sector_size;
+  const std::uint64_t first = pos / sector_size;
+  const std::uint64_t last = (pos + length - 1) / sector_size;
+  const std::uint64_t bit_mask = format::kSectorsPerChunk - 1;
+  const std::uint64_t first_byte = (first & bit_mask) / 8;
+  const std::uint64_t last_byte = (last & bit_mask) / 8;
+  std::vector<std::uint8_t> bits(last_byte - first_byte + 1);
+  VHDX_TRY(file_->read_at(bitmap.file_offset + first_byte, bits));
+
+  const std::uint64_t block_start = block << block_shift_;
+  const std::uint64_t end = pos + length;
+  std::vector<SectorRun> runs;
+  for (std::uint64_t sector = first; sector <= last; ++sector) {
+    const std::uint64_t bit = (sector & bit_mask) - first_byte * 8;
+    const bool present = (bits[bit / 8] >> (bit % 8)) & 1;
+    const std::uint64_t from = std::max(pos, sector * sector_size);
+    const std::uint64_t to = std::min(end, (sector + 1) * sector_size);
+    if (!runs.empty() && runs.back().present == present) {
+      runs.back().length += to - from;
+      continue;
+    }
+    runs.push_back({from, to - from, present, mapping.file_offset + (from - block_start)});
+  }
+  return runs;
+}
+
+Result<std::vector<Extent>> Engine::block_status(std::uint64_t offset, std::uint64_t length) {
+  VHDX_TRY(check_readable());
+  auto end = checked_add(offset, length);
+  if (!end || *end > info_.virtual_size)
+    return Error(ErrorCode::kOutOfRange, "block status of " + num(length) + " bytes at offset " +
+                                             num(offset) + " lies outside the virtual disk (" +
+                                             num(info_.virtual_size) + " bytes)");
+  std::vector<Extent> extents;
+  const std::uint64_t block_mask = geometry_.block_size - 1;
+  std::uint64_t pos = offset;
+  while (pos < *end) {
+    const std::uint64_t block = pos >> block_shift_;
+    const std::uint64_t in_block = pos & block_mask;
+    const std::uint64_t run = std::min<std::uint64_t>(*end - pos, geometry_.block_size - in_block);
+    VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, lookup_block(block));
+    Extent extent;
+    extent.offset = pos;
+    extent.length = run;
+    switch (static_cast<format::PayloadState>(mapping.state)) {
+      case format::PayloadState::kFullyPresent:
+        extent.kind = ExtentKind::kData;
+        extent.file_offset = mapping.file_offset + in_block;
+        break;
+      case format::PayloadState::kNotPresent:
+        extent.kind = ExtentKind::kUnallocated;
+        break;
+      case format::PayloadState::kUndefined:
+      case format::PayloadState::kZero:
+      case format::PayloadState::kUnmapped:
+      case format::PayloadState::kUnmappedV095:
+        extent.kind = ExtentKind::kZero;
+        break;
+      case format::PayloadState::kPartiallyPresent: {
+        // Present sectors are data in this file; the others come from the parent, which this
+        // engine reports as unallocated (as for NOT_PRESENT blocks of a differencing image).
+        VHDX_ASSIGN_OR_RETURN(auto runs, sector_runs(block, mapping, pos, run));
+        for (const SectorRun& r : runs) {
+          Extent part;
+          part.offset = r.offset;
+          part.length = r.length;
+          part.kind = r.present ? ExtentKind::kData : ExtentKind::kUnallocated;
+          if (r.present) part.file_offset = r.file_offset;
+          append_extent(extents, part);
+        }
+        pos += run;
+        continue;
+      }
+      default:
+        return Error(ErrorCode::kInternal, "unexpected payload state " + num(mapping.state));
+    }
+    append_extent(extents, extent);
+    pos += run;
+  }
+  return extents;
+}
+
+Result<BlockCounts> Engine::count_blocks() {
+  VHDX_TRY(check_readable());
+  BlockCounts counts;
+  const std::uint64_t total = geometry_.total_entries;
+  const std::uint64_t per_chunk = geometry_.chunk_ratio + 1;
+  std::vector<std::uint8_t> buffer(std::min(total * format::kBatEntrySize, kScanBytes));
+  const std::uint64_t per_piece = buffer.size() / format::kBatEntrySize;
+  for (std::uint64_t first = 0; first < total; first += per_piece) {
+    const std::uint64_t count = std::min(per_piece, total - first);
+    std::span<std::uint8_t> bytes(buffer.data(), count * format::kBatEntrySize);
+    if (auto r = file_->read_at(bat_region_.offset + first * format::kBatEntrySize, bytes); !r)
+      return std::move(r).error().with_context("BAT");
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::uint64_t index = first + i;
+      const std::uint64_t chunk = index / per_chunk;
+      const bool bitmap = index % per_chunk == geometry_.chunk_ratio;
+      const std::uint64_t block = bitmap ? chunk : index - chunk;
+      // A differencing BAT ends with whole chunks: payload slots past the disk are padding.
+      if (!bitmap && block >= geometry_.payload_blocks) continue;
+      const std::uint64_t raw = load_le64(bytes, i * format::kBatEntrySize);
+      // Fast path: states 0-3 with clear reserved bits are valid in every image and carry no
+      // offset to check (the low 20 bits are the state and the reserved bits).
+      if (!bitmap && (raw & 0xFFFFF) <= 3) {
+        switch (raw & 7) {
+          case 0:
+            ++counts.not_present;
+            break;
+          case 1:
+            ++counts.undefined;
+            break;
+          case 2:
+            ++counts.zero;
+            break;
+          default:
+            ++counts.unmapped;
+            break;
+        }
+        continue;
+      }
+      VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, validate_entry(index, raw, bitmap, block));
+      if (bitmap) continue;
+      switch (static_cast<format::PayloadState>(mapping.state)) {
+        case format::PayloadState::kNotPresent:
+          ++counts.not_present;
+          break;
+        case format::PayloadState::kUndefined:
+          ++counts.undefined;
+          break;
+        case format::PayloadState::kZero:
+          ++counts.zero;
+          break;
+        case format::PayloadState::kUnmapped:
+        case format::PayloadState::kUnmappedV095:
+          ++counts.unmapped;
+          break;
+        case format::PayloadState::kFullyPresent:
+          ++counts.fully_present;
+          break;
+        case format::PayloadState::kPartiallyPresent:
+          ++counts.partially_present;
+          break;
+        default:
+          return Error(ErrorCode::kInternal, "unexpected payload state " + num(mapping.state));
+      }
+    }
+  }
+  return counts;
+}
+
+}  // namespace vhdx::image
