@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -108,6 +109,15 @@ struct Extent {
   ExtentKind kind = ExtentKind::kUnallocated;
   // For kData: where the bytes start in the container file.
   std::optional<std::uint64_t> file_offset;
+};
+
+// Called now and then with bytes done and bytes in all; for progress bars.
+using ProgressCallback = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+struct RawConvertOptions {
+  ProgressCallback progress;
+  // Leave unallocated and zero ranges (and all-zero data) as holes in the output.
+  bool sparse = true;
 };
 
 }  // namespace vhdx

@@ -4,8 +4,8 @@
 #include <string>
 
 #include "image/engine.h"
-#include "vhdx/convert.h"
 #include "vhdx/error.h"
+#include "vhdx/types.h"
 
 namespace vhdx::ops {
 
