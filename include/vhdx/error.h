@@ -69,7 +69,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool has_value() const { return state_.index() == 0; }
@@ -119,9 +119,9 @@ inline Result<void> ok() { return {}; }
 #define VHDX_CONCAT(a, b) VHDX_CONCAT_INNER(a, b)
 
 // Returns the error of `expr` (a Result) from the enclosing function, if any.
-#define VHDX_TRY(expr)                                    \
-  do {                                                    \
-    auto&& vhdx_try_result_ = (expr);                     \
+#define VHDX_TRY(expr)                                                 \
+  do {                                                                 \
+    auto&& vhdx_try_result_ = (expr);                                  \
     if (!vhdx_try_result_) return std::move(vhdx_try_result_).error(); \
   } while (0)
 

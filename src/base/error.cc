@@ -1,23 +1,35 @@
-#include <cstring>
-
 #include "vhdx/error.h"
+
+#include <cstring>
 
 namespace vhdx {
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kIo: return "io-error";
-    case ErrorCode::kNoSpace: return "no-space";
-    case ErrorCode::kCorrupt: return "corrupt";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kInvalidArgument: return "invalid-argument";
-    case ErrorCode::kOutOfRange: return "out-of-range";
-    case ErrorCode::kReadOnly: return "read-only";
-    case ErrorCode::kBusy: return "busy";
-    case ErrorCode::kNeedsLogReplay: return "needs-log-replay";
-    case ErrorCode::kNotVhdx: return "not-vhdx";
-    case ErrorCode::kInternal: return "internal";
-    case ErrorCode::kFailed: return "failed";
+    case ErrorCode::kIo:
+      return "io-error";
+    case ErrorCode::kNoSpace:
+      return "no-space";
+    case ErrorCode::kCorrupt:
+      return "corrupt";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kInvalidArgument:
+      return "invalid-argument";
+    case ErrorCode::kOutOfRange:
+      return "out-of-range";
+    case ErrorCode::kReadOnly:
+      return "read-only";
+    case ErrorCode::kBusy:
+      return "busy";
+    case ErrorCode::kNeedsLogReplay:
+      return "needs-log-replay";
+    case ErrorCode::kNotVhdx:
+      return "not-vhdx";
+    case ErrorCode::kInternal:
+      return "internal";
+    case ErrorCode::kFailed:
+      return "failed";
   }
   return "unknown";
 }

@@ -27,8 +27,7 @@ Guid Guid::from_bytes(std::span<const std::uint8_t, 16> disk_bytes) {
 }
 
 std::optional<Guid> Guid::parse(std::string_view text) {
-  if (text.size() == 38 && text.front() == '{' && text.back() == '}')
-    text = text.substr(1, 36);
+  if (text.size() == 38 && text.front() == '{' && text.back() == '}') text = text.substr(1, 36);
   if (text.size() != 36) return std::nullopt;
   std::uint8_t in_text_order[16];
   std::size_t pos = 0;

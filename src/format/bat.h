@@ -23,9 +23,9 @@ enum class BitmapState : std::uint8_t {
 };
 
 struct BatEntry {
-  std::uint8_t state = 0;             // bits 0-2, raw
-  std::uint64_t file_offset = 0;      // bytes: FileOffsetMB << 20
-  bool reserved_bits_set = false;     // bits 3-19 non-zero
+  std::uint8_t state = 0;          // bits 0-2, raw
+  std::uint64_t file_offset = 0;   // bytes: FileOffsetMB << 20
+  bool reserved_bits_set = false;  // bits 3-19 non-zero
 };
 
 BatEntry decode_bat_entry(std::uint64_t raw);
@@ -39,10 +39,10 @@ struct BatGeometry {
   std::uint64_t block_size = 0;
   std::uint64_t virtual_size = 0;
   std::uint32_t logical_sector_size = 0;
-  std::uint64_t chunk_ratio = 0;           // payload blocks per sector-bitmap block
+  std::uint64_t chunk_ratio = 0;  // payload blocks per sector-bitmap block
   std::uint64_t payload_blocks = 0;
   std::uint64_t sector_bitmap_blocks = 0;
-  std::uint64_t total_entries = 0;         // entries the BAT region must hold
+  std::uint64_t total_entries = 0;  // entries the BAT region must hold
 
   std::uint64_t payload_entry_index(std::uint64_t block) const {
     return block + block / chunk_ratio;

@@ -27,8 +27,8 @@ struct LogEntryHeader {
 struct LogUpdate {
   enum class Kind { kZero, kData } kind = Kind::kData;
   std::uint64_t file_offset = 0;
-  std::uint64_t zero_length = 0;             // kZero only
-  std::array<std::uint8_t, 4096> data{};     // kData only: the full target sector
+  std::uint64_t zero_length = 0;          // kZero only
+  std::array<std::uint8_t, 4096> data{};  // kData only: the full target sector
 };
 
 struct LogEntry {

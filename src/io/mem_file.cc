@@ -10,8 +10,8 @@ namespace vhdx {
 Result<void> MemFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
   auto end = checked_add(offset, out.size());
   if (!end || *end > bytes_.size())
-    return Error(ErrorCode::kIo, "unexpected end of file at offset " + std::to_string(offset) +
-                                     " of <memory>");
+    return Error(ErrorCode::kIo,
+                 "unexpected end of file at offset " + std::to_string(offset) + " of <memory>");
   std::copy_n(bytes_.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
   return ok();
 }
