@@ -55,6 +55,23 @@ class Image {
   // proportional to the BAT, not done at open).
   Result<BlockCounts> count_blocks();
 
+  // Writing needs an image opened with OpenOptions::read_only = false. Differencing images are
+  // not writable yet (kUnsupported). A write or discard is durable once flush() or close()
+  // returns. After any failed write, discard, flush or close the image is in a sticky failed
+  // state: every later call fails with kFailed until it is reopened.
+
+  // Writes data at offset of the virtual disk; the range must lie inside it (kOutOfRange), any
+  // alignment is fine. kReadOnly on a read-only image.
+  Result<void> write(std::uint64_t offset, std::span<const std::uint8_t> data);
+  // Makes [offset, offset+length) read back as zeros. Whole blocks of a dynamic image are
+  // released (state ZERO, or UNMAPPED when unmap); other ranges are zero-filled in place.
+  Result<void> discard(std::uint64_t offset, std::uint64_t length, bool unmap = false);
+  // Makes every write and discard so far durable. Does nothing on a read-only image.
+  Result<void> flush();
+  // Flushes and marks the file clean (its log GUID cleared). The destructor does this too, but
+  // cannot report errors. The image stays usable; a later write starts a new write session.
+  Result<void> close();
+
  private:
   friend struct ImageAccess;  // lets src/api reach the engine for operations
   explicit Image(std::unique_ptr<image::Engine> engine);

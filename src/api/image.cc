@@ -25,9 +25,9 @@ Image::Image(std::unique_ptr<image::Engine> engine) : engine_(std::move(engine))
 Image::~Image() = default;
 
 Result<std::unique_ptr<Image>> Image::open(const std::string& path, const OpenOptions& options) {
-  if (!options.read_only)
-    return Error(ErrorCode::kUnsupported, "'" + path + "': read-write opens are not supported yet");
-  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{}));
+  PosixOpenOptions posix;
+  posix.writable = !options.read_only;
+  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, posix));
   auto engine = image::Engine::open(std::move(file), options);
   if (!engine) return std::move(engine).error().with_context("'" + path + "'");
   (*engine)->set_source_path(path);
@@ -38,8 +38,6 @@ Result<std::unique_ptr<Image>> Image::open(const std::string& path, const OpenOp
 
 Result<std::unique_ptr<Image>> Image::open_file(std::unique_ptr<File> file,
                                                 const OpenOptions& options) {
-  if (!options.read_only)
-    return Error(ErrorCode::kUnsupported, "read-write opens are not supported yet");
   VHDX_ASSIGN_OR_RETURN(auto engine, image::Engine::open(std::move(file), options));
   return std::unique_ptr<Image>(new Image(std::move(engine)));
 }
@@ -55,6 +53,18 @@ Result<std::vector<Extent>> Image::block_status(std::uint64_t offset, std::uint6
 }
 
 Result<BlockCounts> Image::count_blocks() { return engine_->count_blocks(); }
+
+Result<void> Image::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  return engine_->write(offset, data);
+}
+
+Result<void> Image::discard(std::uint64_t offset, std::uint64_t length, bool unmap) {
+  return engine_->discard(offset, length, unmap);
+}
+
+Result<void> Image::flush() { return engine_->flush(); }
+
+Result<void> Image::close() { return engine_->close(); }
 
 Result<bool> probe(const std::string& path) {
   VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{}));

@@ -39,6 +39,13 @@ class BatCache {
     return page->entries[index & (kEntriesPerPage - 1)];
   }
 
+  // Replaces the cached copy of entry `index` after the caller wrote it to the file; a page not
+  // resident is left alone (it is read from the file when next needed).
+  void update(std::uint64_t index, std::uint64_t raw) {
+    Page* page = slots_[index >> kPageShift];
+    if (page != nullptr) page->entries[index & (kEntriesPerPage - 1)] = raw;
+  }
+
   std::uint64_t entries() const { return entries_; }
   std::uint64_t resident_pages() const { return resident_.size(); }
   std::uint64_t max_pages() const { return max_pages_; }

@@ -13,6 +13,8 @@
 #include "format/header.h"
 #include "format/metadata.h"
 #include "format/region_table.h"
+#include "log/replay.h"
+#include "log/sequence.h"
 
 namespace vhdx::image {
 namespace {
@@ -95,6 +97,10 @@ Result<std::unique_ptr<Engine>> Engine::open(std::unique_ptr<File> file,
 }
 
 Result<void> Engine::open_image(const OpenOptions& options) {
+  writable_ = !options.read_only;
+  if (writable_ && !file_->writable())
+    return Error(ErrorCode::kReadOnly,
+                 "cannot open " + file_->name() + " for writing: the file is read-only");
   // 1. File size.
   VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
 
@@ -114,9 +120,34 @@ Result<void> Engine::open_image(const OpenOptions& options) {
   // 3. Both headers; one torn header does not stop the open.
   VHDX_TRY(read_headers(section));
 
-  // 4. Log state.
+  // 4. Log state. A writable open replays the log now, before anything it could be updating is
+  // read, and reads the header section again.
+  if (writable_ && !header_.log_guid.is_zero()) {
+    VHDX_TRY(check_log_bounds());
+    if (auto r = replay_log(); !r) return std::move(r).error().with_context("log replay");
+    VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
+    VHDX_TRY(file_->read_at(0, section));
+    VHDX_TRY(read_headers(section));
+  }
+  // A read-only open replays into memory (docs/invariants.md 3): the file is never written, reads
+  // see the image as it will be once replayed.
+  // A log that cannot be replayed fails the open, unless the caller only wants to inspect the
+  // image (allow_dirty_log): then reads are refused with the reason.
+  if (!writable_ && !header_.log_guid.is_zero()) {
+    VHDX_TRY(check_log_bounds());
+    if (auto r = replay_log_in_memory(); !r) {
+      Error error = std::move(r).error().with_context("log replay (in memory)");
+      if (!options.allow_dirty_log || !file_) return error;
+      replay_failure_ = error.message();
+    } else {
+      VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
+      VHDX_TRY(file_->read_at(0, section));
+      VHDX_TRY(read_headers(section));
+    }
+  }
   const HeaderInfo& current = info_.headers[info_.current_header];
-  if (!current.log_guid.is_zero()) {
+  if (!current.log_guid.is_zero()) info_.log_state = LogState::kNeedsReplay;
+  if (!current.log_guid.is_zero() && !replayed_in_memory_) {
     if (!options.allow_dirty_log)
       return Error(ErrorCode::kNeedsLogReplay,
                    "image needs log replay (header log GUID " + current.log_guid.to_string() + ")");
@@ -152,6 +183,7 @@ Result<void> Engine::read_headers(std::span<const std::uint8_t> section) {
   if (choice.current != 0 && choice.current != 1)
     return Error(ErrorCode::kInternal, "header choice out of range");
   info_.current_header = choice.current;
+  header_ = *decoded[choice.current];
   info_.format_version = info_.headers[choice.current].version;
   return ok();
 }
@@ -309,9 +341,14 @@ Result<void> Engine::setup_bat() {
 }
 
 Result<void> Engine::check_readable() const {
+  if (failed_)
+    return Error(ErrorCode::kFailed, "image is in the failed state after an earlier error (" +
+                                         failure_ + "); reopen it");
   if (needs_replay_)
     return Error(ErrorCode::kNeedsLogReplay,
-                 "image needs log replay; it was opened for inspection only");
+                 "image needs log replay; it was opened for inspection only" +
+                     (replay_failure_.empty() ? std::string()
+                                              : " (" + replay_failure_ + ")"));
   return ok();
 }
 
@@ -375,7 +412,7 @@ Result<BlockMapping> Engine::lookup_block(std::uint64_t block) {
                                              num(geometry_.payload_blocks) + " blocks)");
   // payload_entry_index without the division: the chunk ratio is a power of two.
   const std::uint64_t index = block + (block >> chunk_shift_);
-  VHDX_ASSIGN_OR_RETURN(std::uint64_t raw, bat_.entry(index));
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t raw, raw_entry(index));
   return validate_entry(index, raw, false, block);
 }
 
@@ -618,6 +655,380 @@ Result<BlockCounts> Engine::count_blocks() {
     }
   }
   return counts;
+}
+
+}  // namespace vhdx::image
+
+// ---------------------------------------------------------------------------------------------
+// Write path.
+
+namespace vhdx::image {
+namespace {
+
+constexpr std::uint64_t kBatSectorSize = 4096;
+constexpr std::uint64_t kZeroChunk = 1 * kMiB;
+
+}  // namespace
+
+Engine::~Engine() {
+  // Best effort: a clean close leaves LogGuid zero. Errors cannot be reported from here.
+  if (writable_ && !failed_ && (log_writer_ || !pending_bat_.empty())) (void)close();
+}
+
+Result<void> Engine::fail(Error error) {
+  if (!failed_) {
+    failed_ = true;
+    failure_ = error.message();
+  }
+  return error;
+}
+
+Result<void> Engine::check_writable() {
+  if (failed_)
+    return Error(ErrorCode::kFailed, "image is in the failed state after an earlier error (" +
+                                         failure_ + "); reopen it");
+  if (!writable_) return Error(ErrorCode::kReadOnly, "image was opened read-only");
+  if (has_parent_)
+    return Error(ErrorCode::kUnsupported, "writing differencing images is not supported yet");
+  return ok();
+}
+
+Result<void> Engine::sync() {
+  // Through the log writer when there is one: it learns what is durable.
+  if (log_writer_) return log_writer_->flush();
+  return file_->flush();
+}
+
+Result<void> Engine::write_header_update(format::Header next) {
+  // §4: the non-current slot, sequence + 1, flushed; done twice so both slots agree.
+  for (int round = 0; round < 2; ++round) {
+    if (header_.sequence_number == UINT64_MAX)
+      return Error(ErrorCode::kUnsupported, "header: sequence number exhausted");
+    next.sequence_number = header_.sequence_number + 1;
+    std::vector<std::uint8_t> bytes(format::kHeaderSize);
+    format::encode_header(next, bytes);
+    const int slot = 1 - info_.current_header;
+    if (auto r = file_->write_at(format::kHeaderOffsets[slot], bytes); !r)
+      return std::move(r).error().with_context("header " + num(slot + 1));
+    VHDX_TRY(sync());
+    header_ = next;
+    info_.headers[slot] = header_info(next);
+    info_.current_header = slot;
+  }
+  return ok();
+}
+
+Result<void> Engine::replay_log() {
+  // §4: the FileWriteGuid changes before anything else, replay included. LogGuid stays, so a
+  // crash during replay replays again.
+  format::Header next = header_;
+  next.file_write_guid = Guid::random();
+  VHDX_TRY(write_header_update(next));
+  file_guid_set_ = true;
+  if (log_.length > UINT32_MAX) return corrupt("log length does not fit 32 bits");
+  VHDX_ASSIGN_OR_RETURN(
+      auto sequence,
+      log::find_active_sequence(*file_, log_.offset, static_cast<std::uint32_t>(log_.length),
+                                header_.log_guid));
+  // No valid sequence: nothing was made durable under this GUID (a crash between the header
+  // update naming it and its first entry), so there is nothing to replay.
+  if (sequence) {
+    VHDX_TRY(log::replay_in_place(*file_, *sequence));
+    if (sequence->head_sequence() < UINT64_MAX) next_log_sequence_ = sequence->head_sequence() + 1;
+  }
+  // Replay flushed the file: clear the log (invariant 9).
+  next = header_;
+  next.log_guid = Guid();
+  return write_header_update(next);
+}
+
+Result<void> Engine::replay_log_in_memory() {
+  if (log_.length > UINT32_MAX) return corrupt("log length does not fit 32 bits");
+  VHDX_ASSIGN_OR_RETURN(
+      auto sequence,
+      log::find_active_sequence(*file_, log_.offset, static_cast<std::uint32_t>(log_.length),
+                                header_.log_guid));
+  // No valid sequence: nothing was made durable under this GUID, so nothing was changed in place
+  // either (invariant 7); the file reads as it is, as a writable open would leave it.
+  if (!sequence) {
+    replayed_in_memory_ = true;
+    return ok();
+  }
+  // Check the plan first: OverlayFile::create consumes the file even when it fails.
+  VHDX_ASSIGN_OR_RETURN(const std::uint64_t size, file_->size());
+  VHDX_TRY(log::plan_replay(*sequence, size));
+  VHDX_ASSIGN_OR_RETURN(auto overlay, log::OverlayFile::create(std::move(file_), *sequence));
+  file_ = std::move(overlay);
+  replayed_in_memory_ = true;
+  return ok();
+}
+
+Result<void> Engine::begin_session(bool data_change) {
+  format::Header next = header_;
+  bool update = false;
+  if (!file_guid_set_) {
+    next.file_write_guid = Guid::random();
+    update = true;
+  }
+  if (data_change && !data_guid_set_) {
+    next.data_write_guid = Guid::random();
+    update = true;
+  }
+  const bool new_log = !log_writer_;
+  if (new_log) {
+    if (log_.length == 0 || log_.length > UINT32_MAX)
+      return Error(ErrorCode::kUnsupported,
+                   "image has no usable log (length " + num(log_.length) + "); cannot write");
+    next.log_guid = Guid::random();
+    update = true;
+  }
+  if (!update) return ok();
+  VHDX_TRY(write_header_update(next));
+  file_guid_set_ = true;
+  if (data_change) data_guid_set_ = true;
+  if (!new_log) return ok();
+
+  // An empty entry under the new GUID right away, so a crash leaves a valid (empty) sequence.
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file_->size());
+  VHDX_ASSIGN_OR_RETURN(
+      log_writer_,
+      log::LogWriter::create(*file_, log_.offset, static_cast<std::uint32_t>(log_.length),
+                             header_.log_guid, next_log_sequence_, 0, size));
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t seq, log_writer_->append({}));
+  VHDX_TRY(log_writer_->flush());
+  log_writer_->mark_applied(seq);
+  return ok();
+}
+
+Result<std::uint64_t> Engine::raw_entry(std::uint64_t index) {
+  if (!pending_bat_.empty()) {
+    auto it = pending_bat_.find(index);
+    if (it != pending_bat_.end()) return it->second;
+  }
+  return bat_.entry(index);
+}
+
+Result<void> Engine::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  VHDX_TRY(check_writable());
+  auto end = checked_add(offset, data.size());
+  if (!end || *end > info_.virtual_size)
+    return Error(ErrorCode::kOutOfRange, "write of " + num(data.size()) + " bytes at offset " +
+                                             num(offset) + " lies outside the virtual disk (" +
+                                             num(info_.virtual_size) + " bytes)");
+  if (data.empty()) return ok();
+  if (auto r = write_impl(offset, data); !r) return fail(std::move(r).error());
+  return ok();
+}
+
+Result<void> Engine::write_impl(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  VHDX_TRY(begin_session(true));
+  const std::uint64_t sector_size = info_.logical_sector_size;
+  std::size_t done = 0;
+  std::vector<std::uint8_t> sector;
+  // A partial logical sector is read, patched and written whole.
+  auto patch = [&](std::uint64_t pos) -> Result<void> {
+    const std::uint64_t start = pos / sector_size * sector_size;
+    sector.resize(sector_size);
+    VHDX_TRY(read(start, sector));
+    const std::size_t in = static_cast<std::size_t>(pos - start);
+    const std::size_t n = std::min<std::size_t>(sector_size - in, data.size() - done);
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(done), n, sector.begin() + in);
+    VHDX_TRY(write_aligned(start, sector));
+    done += n;
+    return ok();
+  };
+  if (offset % sector_size != 0) VHDX_TRY(patch(offset));
+  const std::size_t middle = (data.size() - done) / sector_size * sector_size;
+  if (middle > 0) {
+    VHDX_TRY(write_aligned(offset + done, data.subspan(done, middle)));
+    done += middle;
+  }
+  if (done < data.size()) VHDX_TRY(patch(offset + done));
+  return ok();
+}
+
+Result<void> Engine::write_aligned(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  const std::uint64_t block_mask = geometry_.block_size - 1;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t in_block = pos & block_mask;
+    const std::size_t run = static_cast<std::size_t>(
+        std::min<std::uint64_t>(data.size() - done, geometry_.block_size - in_block));
+    VHDX_TRY(write_block(pos >> block_shift_, in_block, data.subspan(done, run)));
+    done += run;
+  }
+  return ok();
+}
+
+Result<void> Engine::write_block(std::uint64_t block, std::uint64_t in_block,
+                                 std::span<const std::uint8_t> data) {
+  VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, lookup_block(block));
+  if (mapping.state == static_cast<std::uint8_t>(format::PayloadState::kFullyPresent))
+    return file_->write_at(mapping.file_offset + in_block, data);
+  if (mapping.state == static_cast<std::uint8_t>(format::PayloadState::kPartiallyPresent))
+    return Error(ErrorCode::kUnsupported, "writing partially present blocks is not supported");
+
+  // §16: a new block at the end of the file; unwritten parts zero-filled, then the data. The
+  // BAT entry is logged only after a flush (commit_bat).
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t at, allocate_block());
+  VHDX_TRY(write_zeros(at, in_block));
+  VHDX_TRY(file_->write_at(at + in_block, data));
+  const std::uint64_t after = in_block + data.size();
+  VHDX_TRY(write_zeros(at + after, geometry_.block_size - after));
+  unflushed_allocation_ = true;
+  const std::uint64_t index = geometry_.payload_entry_index(block);
+  return set_pending(
+      index,
+      format::encode_bat_entry(static_cast<std::uint8_t>(format::PayloadState::kFullyPresent), at));
+}
+
+Result<std::uint64_t> Engine::allocate_block() {
+  // Past the real end of the file: trailing space there may hold anything (an allocation a crash
+  // cut short), so it is never reused.
+  VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file_->size());
+  auto at = align_up(std::max(size, format::kHeaderSectionSize), kMiB);
+  if (!at) return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
+  auto end = checked_add(*at, geometry_.block_size);
+  // FileOffsetMB is 44 bits.
+  if (!end || *end > (std::uint64_t{1} << 63))
+    return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
+  info_.file_size = std::max(info_.file_size, *end);
+  return *at;
+}
+
+Result<void> Engine::write_zeros(std::uint64_t file_offset, std::uint64_t length) {
+  static const std::vector<std::uint8_t> zeros(kZeroChunk, 0);
+  while (length > 0) {
+    const std::uint64_t n = std::min(length, kZeroChunk);
+    VHDX_TRY(file_->write_at(file_offset, std::span(zeros).first(n)));
+    file_offset += n;
+    length -= n;
+  }
+  return ok();
+}
+
+Result<void> Engine::set_pending(std::uint64_t index, std::uint64_t raw) {
+  pending_bat_[index] = raw;
+  pending_sectors_.insert(index * format::kBatEntrySize / kBatSectorSize);
+  if (pending_sectors_.size() >= kMaxPendingBatSectors) return commit_bat();
+  return ok();
+}
+
+Result<void> Engine::commit_bat() {
+  if (pending_bat_.empty()) return ok();
+  if (!log_writer_) return Error(ErrorCode::kInternal, "BAT commit without a log");
+  // Invariant 6: new payload data is durable before the entry pointing at it is logged.
+  if (unflushed_allocation_) {
+    VHDX_TRY(sync());
+    unflushed_allocation_ = false;
+  }
+  // The whole 4 KiB BAT sectors holding the changed entries, as they will be.
+  std::vector<format::LogUpdate> updates;
+  for (const auto& [index, raw] : pending_bat_) {
+    const std::uint64_t sector = index * format::kBatEntrySize / kBatSectorSize;
+    const std::uint64_t file_offset = bat_region_.offset + sector * kBatSectorSize;
+    if (updates.empty() || updates.back().file_offset != file_offset) {
+      updates.emplace_back();
+      updates.back().kind = format::LogUpdate::Kind::kData;
+      updates.back().file_offset = file_offset;
+      if (auto r = file_->read_at(file_offset, updates.back().data); !r)
+        return std::move(r).error().with_context("BAT sector " + num(sector));
+    }
+    store_le64(updates.back().data, index * format::kBatEntrySize % kBatSectorSize, raw);
+  }
+  // Invariant 7: logged and flushed, then written in place (flushed by a later flush).
+  std::uint64_t last_sequence = 0;
+  for (std::size_t first = 0; first < updates.size(); first += kMaxSectorsPerEntry) {
+    const std::size_t count = std::min(kMaxSectorsPerEntry, updates.size() - first);
+    VHDX_ASSIGN_OR_RETURN(last_sequence,
+                          log_writer_->append(std::span(updates).subspan(first, count)));
+  }
+  VHDX_TRY(log_writer_->flush());
+  for (const auto& update : updates) VHDX_TRY(file_->write_at(update.file_offset, update.data));
+  log_writer_->mark_applied(last_sequence);
+  for (const auto& [index, raw] : pending_bat_) bat_.update(index, raw);
+  pending_bat_.clear();
+  pending_sectors_.clear();
+  return ok();
+}
+
+Result<void> Engine::discard(std::uint64_t offset, std::uint64_t length, bool unmap) {
+  VHDX_TRY(check_writable());
+  auto end = checked_add(offset, length);
+  if (!end || *end > info_.virtual_size)
+    return Error(ErrorCode::kOutOfRange, "discard of " + num(length) + " bytes at offset " +
+                                             num(offset) + " lies outside the virtual disk (" +
+                                             num(info_.virtual_size) + " bytes)");
+  if (length == 0) return ok();
+  if (auto r = discard_impl(offset, length, unmap); !r) return fail(std::move(r).error());
+  return ok();
+}
+
+Result<void> Engine::discard_impl(std::uint64_t offset, std::uint64_t length, bool unmap) {
+  using format::PayloadState;
+  const std::uint64_t end = offset + length;
+  const std::uint64_t block_mask = geometry_.block_size - 1;
+  const auto target = unmap ? PayloadState::kUnmapped : PayloadState::kZero;
+  std::uint64_t pos = offset;
+  while (pos < end) {
+    const std::uint64_t block = pos >> block_shift_;
+    const std::uint64_t in_block = pos & block_mask;
+    const std::uint64_t run = std::min<std::uint64_t>(end - pos, geometry_.block_size - in_block);
+    VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, lookup_block(block));
+    const auto state = static_cast<PayloadState>(mapping.state);
+    const bool whole = in_block == 0 && run == block_bytes(block);
+    // A fixed image keeps its blocks allocated (§6 LeaveBlockAllocated): zero them in place, as
+    // any partial range.
+    if (state == PayloadState::kFullyPresent && (!whole || info_.leave_blocks_allocated)) {
+      VHDX_TRY(begin_session(true));
+      VHDX_TRY(write_zeros(mapping.file_offset + in_block, run));
+    } else if (whole && state != PayloadState::kNotPresent && state != PayloadState::kZero &&
+               state != target) {
+      // Blocks that already read as zeros by definition are left alone: no change, no new
+      // DataWriteGuid.
+      VHDX_TRY(begin_session(true));
+      VHDX_TRY(set_pending(geometry_.payload_entry_index(block),
+                           format::encode_bat_entry(static_cast<std::uint8_t>(target), 0)));
+    }
+    pos += run;
+  }
+  return ok();
+}
+
+Result<void> Engine::flush() {
+  if (failed_)
+    return Error(ErrorCode::kFailed, "image is in the failed state after an earlier error (" +
+                                         failure_ + "); reopen it");
+  if (!writable_ || !log_writer_) return ok();
+  if (auto r = commit_bat(); !r) return fail(std::move(r).error());
+  if (auto r = sync(); !r) return fail(std::move(r).error());
+  return ok();
+}
+
+Result<void> Engine::close() {
+  if (failed_)
+    return Error(ErrorCode::kFailed, "image is in the failed state after an earlier error (" +
+                                         failure_ + "); reopen it");
+  if (!writable_ || (!log_writer_ && pending_bat_.empty())) return ok();
+  if (auto r = close_impl(); !r) return fail(std::move(r).error());
+  return ok();
+}
+
+Result<void> Engine::close_impl() {
+  VHDX_TRY(commit_bat());
+  VHDX_TRY(sync());  // the BAT written in place is durable: every entry is retired
+  if (!log_writer_->idle())
+    return Error(ErrorCode::kInternal, "close: log entries remain that are not applied");
+  // Invariant 9: LogGuid cleared only once every logged update is in place and flushed.
+  format::Header next = header_;
+  next.log_guid = Guid();
+  VHDX_TRY(write_header_update(next));
+  next_log_sequence_ = log_writer_->next_sequence();
+  log_writer_.reset();
+  file_guid_set_ = false;
+  data_guid_set_ = false;
+  return ok();
 }
 
 }  // namespace vhdx::image

@@ -7,13 +7,17 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "format/bat.h"
+#include "format/header.h"
 #include "image/bat_cache.h"
+#include "log/log_writer.h"
 #include "vhdx/error.h"
 #include "vhdx/file.h"
 #include "vhdx/types.h"
@@ -26,13 +30,55 @@ struct BlockMapping {
   std::uint64_t file_offset = 0;  // FULLY_PRESENT only: where the block starts in the file
 };
 
+// Writing (OpenOptions::read_only = false; the File must be writable):
+// - Session start: before the first change (a write, a discard that changes something, a
+//   replay), one header update (§4, to the non-current slot, flushed, then repeated so both
+//   slots agree) sets a new FileWriteGuid, a new DataWriteGuid (data changes only) and a fresh
+//   LogGuid; an empty log entry under that GUID is written and flushed right after.
+// - New payload blocks are appended at the first 1 MiB boundary at or past the end of the file
+//   (never in trailing space, whose content is unknown); their unwritten parts are zero-filled.
+// - BAT changes are batched in memory (reads see them at once) and committed on flush(),
+//   close(), or when kMaxPendingBatSectors sectors are pending: flush the file (new
+//   data durable, invariant 6), log the 4 KiB BAT sectors, flush (invariant 7), write them in
+//   place. The in-place writes are flushed by the next flush.
+// - close() (also run by the destructor, best effort): commit, flush, then a header update that
+//   clears LogGuid (invariant 9).
+// - Any failed write, flush or log operation makes the engine fail every later call with kFailed
+//   (invariant 10) until the image is reopened.
+// - A writable open of an image whose log needs replay: header update (new FileWriteGuid, same
+//   LogGuid), replay_in_place, header update clearing LogGuid, then the normal open. A log GUID
+//   with no valid sequence is taken as an empty log (a crash between the header naming a new
+//   GUID and its first entry leaves exactly that).
 class Engine {
  public:
   // BAT bytes kept in memory at most; small BATs end up fully cached.
   static constexpr std::uint64_t kDefaultBatCacheBytes = 64 * 1024 * 1024;
+  // Distinct 4 KiB BAT sectors changed in memory before they are committed through the log.
+  static constexpr std::size_t kMaxPendingBatSectors = 64;
+  // Data sectors per log entry at most (a 1 MiB log holds several such entries).
+  static constexpr std::size_t kMaxSectorsPerEntry = 64;
 
   static Result<std::unique_ptr<Engine>> open(std::unique_ptr<File> file,
                                               const OpenOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Writes data at offset of the virtual disk (kOutOfRange outside it, kReadOnly on a read-only
+  // open, kUnsupported on a differencing image). Any alignment: partial logical sectors are
+  // read, patched and written whole.
+  Result<void> write(std::uint64_t offset, std::span<const std::uint8_t> data);
+  // Makes [offset, offset+length) read as zeros: whole blocks of a dynamic image become ZERO
+  // (UNMAPPED when unmap) through the log; partial blocks and fixed images are zero-filled in
+  // place. Blocks that already read as zeros are left alone.
+  Result<void> discard(std::uint64_t offset, std::uint64_t length, bool unmap);
+  // Commits pending BAT changes and flushes the file: everything written so far is durable.
+  Result<void> flush();
+  // Flushes and clears the LogGuid: the file is clean. Later writes start a new session.
+  Result<void> close();
+  bool writable() const { return writable_; }
+  // Whether an earlier failure put the engine in the sticky failed state.
+  bool failed() const { return failed_; }
 
   const ImageInfo& info() const { return info_; }
   // The api layer knows the host path and fills in what only the path can tell.
@@ -40,6 +86,9 @@ class Engine {
   void set_source_path(std::string path) { source_path_ = std::move(path); }
   // The path the image was opened from, or empty for a caller-supplied File.
   const std::string& source_path() const { return source_path_; }
+  // Whether a read-only open replayed a dirty log in memory: reads then come through an overlay
+  // and the file itself still holds the pre-replay bytes (so never read it behind our back).
+  bool log_replayed_in_memory() const { return replayed_in_memory_; }
 
   // Whether reads are possible: kNeedsLogReplay for a dirty image opened for inspection.
   Result<void> check_readable() const;
@@ -79,6 +128,27 @@ class Engine {
 
   explicit Engine(std::unique_ptr<File> file) : file_(std::move(file)) {}
 
+  // Write path (engine_write.cc).
+  Result<void> replay_log();
+  // Read-only opens: serve reads through an in-memory replay of the log (never writes).
+  Result<void> replay_log_in_memory();
+  Result<void> write_header_update(format::Header next);
+  Result<void> begin_session(bool data_change);
+  Result<void> sync();
+  Result<void> fail(Error error);
+  Result<void> check_writable();
+  Result<std::uint64_t> raw_entry(std::uint64_t index);
+  Result<void> write_aligned(std::uint64_t offset, std::span<const std::uint8_t> data);
+  Result<void> write_block(std::uint64_t block, std::uint64_t in_block,
+                           std::span<const std::uint8_t> data);
+  Result<std::uint64_t> allocate_block();
+  Result<void> write_zeros(std::uint64_t file_offset, std::uint64_t length);
+  Result<void> set_pending(std::uint64_t index, std::uint64_t raw);
+  Result<void> commit_bat();
+  Result<void> discard_impl(std::uint64_t offset, std::uint64_t length, bool unmap);
+  Result<void> write_impl(std::uint64_t offset, std::span<const std::uint8_t> data);
+  Result<void> close_impl();
+
   Result<void> open_image(const OpenOptions& options);
   Result<void> read_headers(std::span<const std::uint8_t> section);
   Result<void> check_log_bounds();
@@ -104,12 +174,27 @@ class Engine {
   format::BatGeometry geometry_;
   bool has_parent_ = false;
   bool needs_replay_ = false;
+  bool replayed_in_memory_ = false;
+  std::string replay_failure_;  // why an inspection-only open could not replay its log
   unsigned block_shift_ = 0;
   unsigned chunk_shift_ = 0;
   Range log_;
   Range bat_region_;
   Range metadata_region_;
   BatCache bat_;
+
+  // Write state.
+  bool writable_ = false;
+  bool failed_ = false;
+  std::string failure_;         // the error that caused the failed state
+  format::Header header_;       // the current header, decoded
+  bool file_guid_set_ = false;  // FileWriteGuid renewed this session
+  bool data_guid_set_ = false;  // DataWriteGuid renewed this session
+  std::uint64_t next_log_sequence_ = 1;
+  std::unique_ptr<log::LogWriter> log_writer_;
+  std::map<std::uint64_t, std::uint64_t> pending_bat_;  // BAT index -> raw, not yet logged
+  std::set<std::uint64_t> pending_sectors_;             // 4 KiB BAT sectors they fall in
+  bool unflushed_allocation_ = false;  // new block data written since the last flush
 };
 
 }  // namespace vhdx::image

@@ -254,7 +254,8 @@ class Converter {
 // A second descriptor on the image file for copy_file_range, when the engine was opened from a
 // path and that path still names a file of the size the engine saw. -1 otherwise.
 int open_source(const image::Engine& engine, struct stat* st) {
-  if (engine.source_path().empty()) return -1;
+  // After an in-memory log replay the file on disk is not what the engine serves.
+  if (engine.source_path().empty() || engine.log_replayed_in_memory()) return -1;
   int fd = ::open(engine.source_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   if (::fstat(fd, st) != 0 || !S_ISREG(st->st_mode) ||
@@ -285,6 +286,11 @@ Result<void> convert_to_raw(image::Engine& engine, const std::string& output_pat
     return Error(ErrorCode::kInvalidArgument,
                  "convert: output '" + output_path + "' is the source image itself");
 
+  // Only regular files: on failure the partial output is removed, which must never hit a device
+  // or anything else the user did not ask us to create.
+  if (::stat(output_path.c_str(), &out_stat) == 0 && !S_ISREG(out_stat.st_mode))
+    return Error(ErrorCode::kInvalidArgument,
+                 "convert: output '" + output_path + "' is not a regular file");
   VHDX_ASSIGN_OR_RETURN(std::unique_ptr<RawOutput> out, RawOutput::create(output_path));
   Result<void> result = out->set_size(engine.virtual_size());
   if (result) result = Converter(engine, *out, options, source.get()).run();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "format/log_entry.h"
 #include "image/test_image.h"
 #include "io/posix_file.h"
 
@@ -149,10 +150,22 @@ TEST_F(ConvertTest, CorruptEntryFailsAndRemovesTheOutput) {
   }
 }
 
-TEST_F(ConvertTest, DirtyImageCreatesNoOutput) {
+// A dirty log that cannot be replayed (its entry claims a file far larger than this one): the
+// image opens for inspection only, and convert refuses before creating any output.
+TEST_F(ConvertTest, UnreplayableLogCreatesNoOutput) {
   TestImage t = mixed();
-  t.header(1).log_guid = *Guid::parse("c3f5caec-4c1d-c54e-90d5-48e9bc17ac53");
+  const Guid log_guid = *Guid::parse("c3f5caec-4c1d-c54e-90d5-48e9bc17ac53");
+  t.header(1).log_guid = log_guid;
   t.write_headers();
+  format::LogEntryHeader header;
+  header.sequence_number = 1;
+  header.log_guid = log_guid;
+  header.flushed_file_offset = 1024 * kMiB;
+  header.last_file_offset = 1024 * kMiB;
+  format::LogUpdate update;
+  update.file_offset = image::testing::kBatOffset;
+  const auto entry = format::encode_log_entry(header, std::span(&update, 1));
+  std::copy(entry.begin(), entry.end(), t.bytes().begin() + image::testing::kLogOffset);
   auto engine = t.open_ok({.read_only = true, .allow_dirty_log = true});
   ASSERT_NE(engine, nullptr);
   const std::string out = path("out.raw");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "format/constants.h"
+#include "format/log_entry.h"
 #include "io/mem_file.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
@@ -285,29 +286,55 @@ TEST(Corruption, HeaderVersion2) {
   expect_open_error(bytes, ErrorCode::kUnsupported, "version 2");
 }
 
-TEST(Corruption, LogGuidSet) {
+// A header log GUID with no entry under it: nothing was updated in place (a crash right after the
+// session's first header update), so the image opens read-only as it is and reports the log.
+TEST(Corruption, LogGuidSetWithEmptyLogReadsAsIs) {
   ImageBuilder b = base_builder();
   Bytes bytes = b.build();
   poke_guid(bytes, b.layout().headers[1] + 48,
             *Guid::parse("5e5e5e5e-1234-4567-89ab-cdef01234567"));
   fix_header_checksum(bytes, 1);
-  expect_open_error(bytes, ErrorCode::kNeedsLogReplay, "log");
+  expect_open(bytes, [&](Image& image) {
+    EXPECT_EQ(image.info().log_state, LogState::kNeedsReplay);
+    expect_bytes(image, b, 0, 8 * kMiB);
+  });
 }
 
-TEST(Corruption, LogGuidSetOpensForInspection) {
-  ImageBuilder b = base_builder();
+// A log whose entry claims a flushed file size far past the end of the file: the file lost its
+// tail, so the log cannot be replayed. A plain open fails; an inspection open refuses reads.
+Bytes image_with_unreplayable_log(ImageBuilder& b) {
   Bytes bytes = b.build();
-  poke_guid(bytes, b.layout().headers[1] + 48,
-            *Guid::parse("5e5e5e5e-1234-4567-89ab-cdef01234567"));
+  const Guid log_guid = *Guid::parse("5e5e5e5e-1234-4567-89ab-cdef01234567");
+  poke_guid(bytes, b.layout().headers[1] + 48, log_guid);
   fix_header_checksum(bytes, 1);
+  format::LogEntryHeader header;
+  header.sequence_number = 1;
+  header.log_guid = log_guid;
+  header.flushed_file_offset = 1024 * kMiB;
+  header.last_file_offset = 1024 * kMiB;
+  format::LogUpdate update;
+  update.kind = format::LogUpdate::Kind::kData;
+  update.file_offset = b.layout().bat_offset;
+  const Bytes entry = format::encode_log_entry(header, std::span(&update, 1));
+  std::copy(entry.begin(), entry.end(), bytes.begin() + b.layout().log_offset);
+  return bytes;
+}
+
+TEST(Corruption, LogEntryPastEndOfFile) {
+  ImageBuilder b = base_builder();
+  expect_open_error(image_with_unreplayable_log(b), ErrorCode::kCorrupt, "flushed file offset");
+}
+
+TEST(Corruption, LogEntryPastEndOfFileOpensForInspection) {
+  ImageBuilder b = base_builder();
   OpenOptions options;
   options.allow_dirty_log = true;
   expect_open(
-      bytes,
+      image_with_unreplayable_log(b),
       [&](Image& image) {
         EXPECT_EQ(image.info().log_state, LogState::kNeedsReplay);
         EXPECT_EQ(image.info().virtual_size, 8 * kMiB);
-        expect_read_error(image, 0, 4096, ErrorCode::kNeedsLogReplay, "log");
+        expect_read_error(image, 0, 4096, ErrorCode::kNeedsLogReplay, "flushed file offset");
       },
       options);
 }

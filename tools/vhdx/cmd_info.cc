@@ -27,11 +27,12 @@ int run_info(const InfoOptions& options) {
 
   BlockCountsOrReason blocks;
   std::optional<Error> count_error;
-  if (info.log_state == LogState::kNeedsReplay) {
-    // The BAT on disk is stale until the log is replayed, so its counts would mislead.
-    blocks.unavailable_reason = "the log needs replay";
-  } else if (auto counts = (*image)->count_blocks(); counts) {
+  // A dirty log is replayed in memory by the read-only open, so the counts are those after
+  // replay; only a log that could not be replayed leaves them unavailable.
+  if (auto counts = (*image)->count_blocks(); counts) {
     blocks.counts = *counts;
+  } else if (counts.error().code() == ErrorCode::kNeedsLogReplay) {
+    blocks.unavailable_reason = counts.error().message();
   } else {
     blocks.unavailable_reason = counts.error().to_string();
     count_error = std::move(counts).error();
@@ -62,8 +63,8 @@ void add_info_command(CLI::App& app, int& status) {
       ->check(output_format_validator());
   sub->add_option("-f", options->format, "source format (only vhdx)");
   sub->footer(
-      "Opens read-only and accepts an image whose log needs replay (block counts are then "
-      "unavailable).");
+      "Opens read-only. An image whose log needs replay is replayed in memory (the file is not "
+      "changed); if its log cannot be replayed, info still shows what it can.");
   sub->callback([options, &status] { status = run_info(*options); });
 }
 

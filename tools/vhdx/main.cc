@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   add_convert_command(app, status);
   add_io_command(app, status);
   add_probe_command(app, status);
+  add_create_command(app, status);
+  add_check_command(app, status);
   // Name the problem when the command itself is missing or misspelt (CLI11 would only say
   // that a subcommand is required).
   std::string names;

@@ -1,0 +1,418 @@
+// End-to-end tests of `vhdx create`, `vhdx convert -O vhdx` and `vhdx check`: our images as
+// qemu-img and vhdiinfo see them, byte-exact round trips, and check's exit statuses on clean,
+// damaged and leaking images. Peer tools missing: the test skips, unless CI=true.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "format/bat.h"
+#include "support/corpus.h"
+#include "support/image_builder.h"
+
+namespace vhdx {
+namespace {
+
+using nlohmann::json;
+using testing::have_program;
+using testing::make_temp_dir;
+using testing::run_command;
+using testing::sha256_file;
+
+constexpr std::uint64_t kMiB = 1 << 20;
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+CliRun shell(const std::string& command) {
+  static const std::string err_path = make_temp_dir() + "/stderr";
+  CliRun r;
+  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
+  r.err = slurp(err_path);
+  return r;
+}
+
+CliRun vhdx(const std::string& args) { return shell(quote(testing::vhdx_cli()) + " " + args); }
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+// Skips the current test when `program` is missing (fails under CI=true).
+#define REQUIRE_PROGRAM(program)                                               \
+  do {                                                                         \
+    if (!have_program(program)) {                                              \
+      if (in_ci()) FAIL() << program << " not found, and CI=true requires it"; \
+      GTEST_SKIP() << program << " not found: install it to run this test";    \
+    }                                                                          \
+  } while (0)
+
+std::uint64_t allocated_bytes(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
+class CreateCheckTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = make_temp_dir(); }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  json info_json(const std::string& image) {
+    CliRun r = vhdx("info --output=json " + quote(image));
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out);
+  }
+  json check_json(const std::string& image, int want_status) {
+    CliRun r = vhdx("check --output=json " + quote(image));
+    EXPECT_EQ(r.status, want_status) << r.out << r.err;
+    return json::parse(r.out);
+  }
+
+  // A raw file of `blocks` MiB: random bytes in some MiBs, holes and written zeros in others,
+  // and a few scattered bytes. Returns the MiB blocks that hold non-zero data.
+  std::vector<std::uint64_t> make_raw(const std::string& file, std::uint64_t mib) {
+    std::mt19937_64 rng(1234);
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    std::vector<char> buf(kMiB);
+    std::vector<std::uint64_t> nonzero;
+    for (std::uint64_t b = 0; b < mib; ++b) {
+      const int kind = static_cast<int>(rng() % 4);
+      if (kind == 0) {  // random data
+        for (auto& c : buf) c = static_cast<char>(rng());
+        out.seekp(static_cast<std::streamoff>(b * kMiB));
+        out.write(buf.data(), kMiB);
+        nonzero.push_back(b);
+      } else if (kind == 1) {  // zeros written out
+        std::fill(buf.begin(), buf.end(), 0);
+        out.seekp(static_cast<std::streamoff>(b * kMiB));
+        out.write(buf.data(), kMiB);
+      } else if (kind == 2) {  // one byte somewhere
+        out.seekp(static_cast<std::streamoff>(b * kMiB + rng() % kMiB));
+        out.put(static_cast<char>(1 + rng() % 255));
+        nonzero.push_back(b);
+      }  // kind 3: a hole
+    }
+    out.seekp(static_cast<std::streamoff>(mib * kMiB - 1));
+    out.put('\0');
+    return nonzero;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CreateCheckTest, CreateMatrixAsOurInfoSeesIt) {
+  struct Case {
+    std::string options;
+    std::string size;
+    std::uint64_t bytes;
+    std::string type;
+    std::uint64_t block;
+    std::uint32_t logical, physical;
+  };
+  const std::vector<Case> cases = {
+      {"", "1G", 1ull << 30, "dynamic", 32 * kMiB, 512, 4096},
+      {"subformat=fixed,block_size=1M", "10M", 10 * kMiB, "fixed", kMiB, 512, 4096},
+      {"block_size=256M,logical_sector_size=4096,physical_sector_size=4096", "3T", 3ull << 40,
+       "dynamic", 256 * kMiB, 4096, 4096},
+      {"subformat=fixed,block_size=8M,logical_sector_size=512,physical_sector_size=512", "17409k",
+       17409 * 1024, "fixed", 8 * kMiB, 512, 512},
+      {"log_size=4M", "64T", 64ull << 40, "dynamic", 32 * kMiB, 512, 4096},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string image = path("m" + std::to_string(n++) + ".vhdx");
+    CliRun r = vhdx("create -q" + (c.options.empty() ? "" : " -o " + c.options) + " " +
+                    quote(image) + " " + c.size);
+    ASSERT_EQ(r.status, 0) << c.options << ": " << r.err;
+    EXPECT_EQ(r.out, "");
+    json info = info_json(image);
+    EXPECT_EQ(info["type"], c.type) << info.dump();
+    EXPECT_EQ(info["virtual-size"], c.bytes);
+    EXPECT_EQ(info["block-size"], c.block);
+    EXPECT_EQ(info["logical-sector-size"], c.logical);
+    EXPECT_EQ(info["physical-sector-size"], c.physical);
+    EXPECT_EQ(info["creator"], "libvhdx 0.1.0");
+    json check = check_json(image, 0);
+    EXPECT_EQ(check["corruptions"], 0);
+    EXPECT_EQ(check["leaks"], 0);
+    EXPECT_EQ(check["check-errors"], 0);
+    EXPECT_EQ(check["allocated-clusters"], c.type == "fixed" ? check["total-clusters"] : json(0));
+  }
+}
+
+TEST_F(CreateCheckTest, CreateErrorsAndOverwrite) {
+  const std::string image = path("e.vhdx");
+  struct Bad {
+    std::string args;
+    std::string message;
+  };
+  const std::vector<Bad> bad = {
+      {"-o block_size=3M", "vhdx: create: block_size: 3 MiB is not a power of two"},
+      {"-o block_size=512M", "vhdx: create: block_size: 512 MiB is not a power of two"},
+      {"-o log_size=1536k", "vhdx: create: log_size: 1572864 bytes is not a non-zero multiple"},
+      {"-o logical_sector_size=1024", "vhdx: -o logical_sector_size: '1024' is not 512 or 4096"},
+      {"-o subformat=diff", "vhdx: -o subformat: 'diff' is not dynamic or fixed"},
+      {"-o colour=blue", "vhdx: -o colour: unknown option"},
+      {"-o block_size", "vhdx: -o block_size: expected name=value"},
+      {"-f qcow2", "vhdx: format 'qcow2' is not supported"},
+  };
+  for (const Bad& b : bad) {
+    CliRun r = vhdx("create " + b.args + " " + quote(image) + " 1G");
+    EXPECT_EQ(r.status, 1) << b.args;
+    EXPECT_EQ(r.err.rfind(b.message, 0), 0u) << b.args << ": " << r.err;
+  }
+  CliRun r = vhdx("create " + quote(image) + " 1000");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("size: 1000 bytes is not a multiple of the logical sector size (512)"),
+            std::string::npos)
+      << r.err;
+  r = vhdx("create " + quote(image) + " 65T");
+  EXPECT_NE(r.err.find("is more than 64 TiB"), std::string::npos) << r.err;
+
+  ASSERT_EQ(vhdx("create " + quote(image) + " 8M").status, 0);
+  const std::string before = sha256_file(image);
+  r = vhdx("create " + quote(image) + " 16M");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  EXPECT_EQ(sha256_file(image), before);
+  r = vhdx("create --overwrite " + quote(image) + " 16M");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "Formatting '" + image + "', fmt=vhdx size=16777216 subformat=dynamic\n");
+  EXPECT_EQ(info_json(image)["virtual-size"], 16 * kMiB);
+}
+
+TEST_F(CreateCheckTest, QemuImgAgreesWithCreate) {
+  REQUIRE_PROGRAM("qemu-img");
+  // QEMU reads only 512-byte logical sectors.
+  for (const std::string& options :
+       {std::string("subformat=dynamic"), std::string("subformat=fixed,block_size=1M"),
+        std::string("block_size=128M,log_size=8M"),
+        std::string("subformat=fixed,block_size=4M,physical_sector_size=512")}) {
+    const std::string image = path("q.vhdx");
+    ASSERT_EQ(vhdx("create -q --overwrite -o " + options + " " + quote(image) + " 102401k").status,
+              0);
+    CliRun check = shell("qemu-img check -f vhdx " + quote(image));
+    EXPECT_EQ(check.status, 0) << options << ": " << check.out << check.err;
+    EXPECT_NE(check.out.find("No errors were found on the image."), std::string::npos);
+    CliRun info = shell("qemu-img info -f vhdx --output=json " + quote(image));
+    ASSERT_EQ(info.status, 0) << info.err;
+    EXPECT_EQ(json::parse(info.out)["virtual-size"], 102401 * 1024) << options;
+    // qemu-io reads the first MiB and the last 1025 KiB (a partial block) as zeros.
+    CliRun read =
+        shell("qemu-io -f vhdx -c 'read -P 0 0 1M' -c 'read -P 0 99M 1025k' " + quote(image));
+    EXPECT_EQ(read.status, 0) << read.out << read.err;
+    EXPECT_EQ(read.out.find("Pattern verification failed"), std::string::npos) << read.out;
+  }
+}
+
+TEST_F(CreateCheckTest, VhdiinfoAgreesWithCreate) {
+  REQUIRE_PROGRAM("vhdiinfo");
+  for (std::uint32_t sector : {512u, 4096u}) {
+    const std::string image = path("v" + std::to_string(sector) + ".vhdx");
+    ASSERT_EQ(vhdx("create -q -o logical_sector_size=" + std::to_string(sector) + " " +
+                   quote(image) + " 3G")
+                  .status,
+              0);
+    CliRun r = shell("vhdiinfo " + quote(image));
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Disk type\t\t: Dynamic"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(3221225472 bytes)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Bytes per sector\t: " + std::to_string(sector) + " bytes"),
+              std::string::npos)
+        << r.out;
+    // vhdiinfo's "Identifier" is the data write GUID.
+    const std::string id = info_json(image)["headers"][1]["data-write-guid"].get<std::string>();
+    EXPECT_NE(r.out.find("Identifier\t\t: " + id), std::string::npos) << r.out << id;
+  }
+}
+
+TEST_F(CreateCheckTest, RawToVhdxToRawRoundTripsAndIsSparse) {
+  const std::string raw = path("in.raw");
+  const auto nonzero = make_raw(raw, 40);
+  for (const std::string& options :
+       {std::string("block_size=1M"), std::string("subformat=fixed,block_size=1M"),
+        std::string("block_size=4M,logical_sector_size=4096")}) {
+    SCOPED_TRACE(options);
+    const std::string image = path("out.vhdx");
+    CliRun r = vhdx("convert -O vhdx -o " + options + " " + quote(raw) + " " + quote(image));
+    ASSERT_EQ(r.status, 0) << r.err;
+    CliRun back = vhdx("convert " + quote(image) + " " + quote(path("back.raw")));
+    ASSERT_EQ(back.status, 0) << back.err;
+    EXPECT_EQ(sha256_file(path("back.raw")), sha256_file(raw));
+    json info = info_json(image);
+    EXPECT_EQ(check_json(image, 0)["corruptions"], 0);
+    if (options == "block_size=1M") {
+      // Exactly the 1 MiB blocks holding a non-zero byte are stored, back to back.
+      EXPECT_EQ(info["blocks"]["allocated"], nonzero.size()) << info.dump();
+      EXPECT_EQ(info["file-size"], (4 + nonzero.size()) * kMiB);
+    }
+    if (options.find("fixed") != std::string::npos) {
+      EXPECT_EQ(info["blocks"]["allocated"], 40u);
+    }
+  }
+  // raw -> raw, and a probed source format (no -f) either way.
+  ASSERT_EQ(vhdx("convert -f raw -O raw " + quote(raw) + " " + quote(path("copy.raw"))).status, 0);
+  EXPECT_EQ(sha256_file(path("copy.raw")), sha256_file(raw));
+  EXPECT_LT(allocated_bytes(path("copy.raw")), allocated_bytes(raw) + kMiB);
+}
+
+TEST_F(CreateCheckTest, QemuComparesOurConversionsEqual) {
+  REQUIRE_PROGRAM("qemu-img");
+  const std::string raw = path("in.raw");
+  make_raw(raw, 24);
+  const std::string image = path("ours.vhdx");
+  CliRun r = vhdx("convert -p -O vhdx " + quote(raw) + " " + quote(image));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("(100.00/100%)"), std::string::npos);
+  CliRun cmp = shell("qemu-img compare -f raw -F vhdx " + quote(raw) + " " + quote(image));
+  EXPECT_EQ(cmp.status, 0) << cmp.out << cmp.err;
+  CliRun check = shell("qemu-img check -f vhdx " + quote(image));
+  EXPECT_EQ(check.status, 0) << check.out;
+
+  // A qemu-made image converted to ours (VHDX to VHDX) compares equal, and checks clean.
+  REQUIRE_PROGRAM("qemu-io");
+  const std::string qemu = path("qemu.vhdx");
+  ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o block_size=1M " + quote(qemu) + " 48M"), 0);
+  ASSERT_EQ(run_command("qemu-io -f vhdx -c 'write -P 0xab 1M 3M' -c 'write -P 0x11 20M 4k' "
+                        "-c 'write -z 30M 2M' " +
+                        quote(qemu) + " >/dev/null"),
+            0);
+  EXPECT_EQ(check_json(qemu, 0)["corruptions"], 0);
+  const std::string copy = path("copy.vhdx");
+  r = vhdx("convert -O vhdx -o block_size=2M " + quote(qemu) + " " + quote(copy));
+  ASSERT_EQ(r.status, 0) << r.err;
+  cmp = shell("qemu-img compare -f vhdx -F vhdx " + quote(qemu) + " " + quote(copy));
+  EXPECT_EQ(cmp.status, 0) << cmp.out << cmp.err;
+  json info = info_json(copy);
+  EXPECT_EQ(info["block-size"], 2 * kMiB);
+  EXPECT_EQ(info["blocks"]["allocated"], 3u);  // 1-3 MiB in blocks 0-1, 20 MiB in block 10
+}
+
+TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
+  for (const std::string& rel :
+       {std::string("dissect-fixed/fixed.vhdx.gz"), std::string("dissect-dynamic/dynamic.vhdx.gz"),
+        std::string("dissect-differencing/differencing.avhdx.gz"),
+        std::string("coreos-config2-base/config2_base.vhdx.bz2")}) {
+    const std::string image = testing::corpus_image(rel);
+    CliRun r = vhdx("check " + quote(image));
+    EXPECT_EQ(r.status, 0) << rel << ": " << r.out << r.err;
+    EXPECT_EQ(r.out.rfind("No errors were found on the image.\n", 0), 0u) << r.out;
+  }
+  // A log that needs replay cannot be checked: status 1.
+  CliRun dirty =
+      vhdx("check " +
+           quote(testing::corpus_image("local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2")));
+  EXPECT_EQ(dirty.status, 1) << dirty.out;
+  EXPECT_NE(dirty.out.find("must be replayed"), std::string::npos) << dirty.out;
+
+  REQUIRE_PROGRAM("qemu-img");
+  for (const std::string& options :
+       {std::string("subformat=dynamic"), std::string("subformat=fixed"),
+        std::string("block_size=1M,log_size=2M")}) {
+    const std::string image = path("q.vhdx");
+    ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o " + options + " " + quote(image) + " 50M"),
+              0);
+    json j = check_json(image, 0);
+    EXPECT_EQ(j["corruptions"], 0) << options << j.dump();
+    EXPECT_EQ(j["leaks"], 0) << options << j.dump();
+  }
+}
+
+TEST_F(CreateCheckTest, CheckReportsDamageAndLeaks) {
+  using testing::BlockSpec;
+  using testing::ImageBuilder;
+  using testing::ImageSpec;
+  ImageSpec spec;
+  spec.virtual_size = 16 * kMiB;
+  ImageBuilder builder(spec);
+  for (std::uint64_t b : {0, 1, 2, 5}) builder.set_block(b, BlockSpec::present_fill(0x40 + b));
+  const auto clean = builder.build();
+  const auto& layout = builder.layout();
+  ASSERT_TRUE(testing::write_bytes_file(path("clean.vhdx"), clean));
+  json j = check_json(path("clean.vhdx"), 0);
+  EXPECT_EQ(j["allocated-clusters"], 4);
+  EXPECT_EQ(j["total-clusters"], 16);
+  EXPECT_EQ(j["image-end-offset"], clean.size());
+
+  // Two BAT entries sharing one block's space.
+  auto shared = clean;
+  testing::poke_le64(shared, layout.bat_entry(5),
+                     format::encode_bat_entry(6, layout.block_offsets[1]));
+  ASSERT_TRUE(testing::write_bytes_file(path("shared.vhdx"), shared));
+  j = check_json(path("shared.vhdx"), 2);
+  EXPECT_EQ(j["corruptions"], 1) << j.dump();
+  EXPECT_NE(
+      j["corruption-list"][0].get<std::string>().find("payload block 5 overlaps payload block 1"),
+      std::string::npos)
+      << j.dump();
+  CliRun human = vhdx("check " + quote(path("shared.vhdx")));
+  EXPECT_EQ(human.status, 2);
+  EXPECT_NE(human.out.find("\n1 errors were found on the image.\n"), std::string::npos)
+      << human.out;
+
+  // An entry past the end of the file.
+  auto past = clean;
+  testing::poke_le64(past, layout.bat_entry(9), format::encode_bat_entry(6, 1024 * kMiB));
+  ASSERT_TRUE(testing::write_bytes_file(path("past.vhdx"), past));
+  j = check_json(path("past.vhdx"), 2);
+  EXPECT_EQ(j["corruptions"], 1);
+  EXPECT_NE(j["corruption-list"][0].get<std::string>().find("past the end of the file"),
+            std::string::npos)
+      << j.dump();
+
+  // A torn header 1.
+  auto torn = clean;
+  torn[layout.headers[0] + 200] ^= 0x55;
+  ASSERT_TRUE(testing::write_bytes_file(path("torn.vhdx"), torn));
+  j = check_json(path("torn.vhdx"), 2);
+  EXPECT_NE(j["corruption-list"][0].get<std::string>().find("header 1: "), std::string::npos)
+      << j.dump();
+
+  // 5 MiB of space past everything: leaked (counted from the end of the last block or 4 MiB
+  // past the structures, where QEMU starts payload, whichever is later).
+  auto leaky = clean;
+  ASSERT_EQ(leaky.size(), 8 * kMiB);
+  leaky.resize(13 * kMiB, 0);
+  ASSERT_TRUE(testing::write_bytes_file(path("leaky.vhdx"), leaky));
+  j = check_json(path("leaky.vhdx"), 3);
+  EXPECT_EQ(j["corruptions"], 0);
+  EXPECT_EQ(j["leaks"], 5);
+  EXPECT_EQ(j["leaked-bytes"], 5 * kMiB);
+  human = vhdx("check " + quote(path("leaky.vhdx")));
+  EXPECT_EQ(human.status, 3);
+  EXPECT_NE(human.out.find("5 leaked clusters were found on the image"), std::string::npos)
+      << human.out;
+
+  // Not a VHDX file: status 1.
+  CliRun r = vhdx("check " + quote(path("clean.vhdx") + ".missing"));
+  EXPECT_EQ(r.status, 1);
+  r = vhdx("check --output=json /etc/hostname");
+  EXPECT_EQ(r.status, 1);
+}
+
+}  // namespace
+}  // namespace vhdx
