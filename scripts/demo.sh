@@ -18,8 +18,8 @@ echo
 echo "\$ vhdx map example.vhdx"
 "$vhdx" map "$work/example.vhdx"
 echo
-echo "\$ vhdx io -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k' example.vhdx"
-"$vhdx" io "$work/example.vhdx" -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k'
+echo "\$ vhdx io -r -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k' example.vhdx"
+"$vhdx" io -r "$work/example.vhdx" -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k'
 echo
 echo "\$ vhdx convert -p -O raw example.vhdx example.raw"
 "$vhdx" convert -p -O raw "$work/example.vhdx" "$work/example.raw"
@@ -30,3 +30,10 @@ else
   echo "example.raw differs from qemu-img's conversion" >&2
   exit 1
 fi
+echo
+echo "\$ vhdx convert -O vhdx example.raw copy.vhdx; vhdx io -c 'write -P 0x77 5M 1M' copy.vhdx; vhdx check copy.vhdx"
+"$vhdx" convert -O vhdx "$work/example.raw" "$work/copy.vhdx"
+"$vhdx" io "$work/copy.vhdx" -c 'write -P 0x77 5M 1M'
+"$vhdx" check "$work/copy.vhdx"
+qemu-io -f vhdx -r -c 'read -P 0x77 5M 1M' -c 'read -P 0xab 0 3M' "$work/copy.vhdx" | grep -v '^[0-9.]* [KMG]*i*B, '
+echo "qemu-io reads back what libvhdx wrote"

@@ -493,7 +493,7 @@ TEST(CliCorpus, DirtyLogImageReplaysInMemory) {
   EXPECT_NE(j["log"]["guid"], "00000000-0000-0000-0000-000000000000");
   EXPECT_EQ(j["blocks"]["fully-present"], 1);
   EXPECT_EQ(j["virtual-size"], 16 * kMiB);
-  CliRun read = vhdx("io " + quote(image) + " -c 'read -P 0xa5 0 1M' -c 'read -P 0 1M 15M'");
+  CliRun read = vhdx("io -r " + quote(image) + " -c 'read -P 0xa5 0 1M' -c 'read -P 0 1M 15M'");
   EXPECT_EQ(read.status, 0) << read.out << read.err;
   const std::string out = make_temp_dir() + "/out.raw";
   CliRun convert = vhdx("convert -O raw " + quote(image) + " " + quote(out));

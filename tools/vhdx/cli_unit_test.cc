@@ -586,6 +586,77 @@ TEST(IoCommands, MapLengthInfoHelpAndUnknown) {
   EXPECT_TRUE(blank.ok);
 }
 
+// A FakeTarget that writes into its bytes and records how it was asked to zero and flush.
+class WritableTarget : public FakeTarget {
+ public:
+  bool writable() const override { return true; }
+  Result<void> write(std::uint64_t offset, std::span<const std::uint8_t> data) override {
+    if (offset + data.size() > disk_.bytes_.size()) return Error(ErrorCode::kOutOfRange, "range");
+    std::copy(data.begin(), data.end(), disk_.bytes_.begin() + static_cast<std::ptrdiff_t>(offset));
+    return ok();
+  }
+  Result<void> discard(std::uint64_t offset, std::uint64_t length, bool unmap) override {
+    std::fill_n(disk_.bytes_.begin() + static_cast<std::ptrdiff_t>(offset), length, 0);
+    unmaps_.push_back(unmap);
+    return ok();
+  }
+  Result<void> flush() override {
+    ++flushes_;
+    return ok();
+  }
+  std::vector<bool> unmaps_;
+  int flushes_ = 0;
+};
+
+bool run_on(IoTarget& target, const std::string& line, std::string* out, std::string* err) {
+  std::ostringstream o, e;
+  IoSession session{target, o, e};
+  bool result = run_io_command(session, line);
+  *out = o.str();
+  *err = e.str();
+  return result;
+}
+
+TEST(IoWrite, WritesZeroesDiscardsAndFlushes) {
+  WritableTarget t;
+  std::string out, err;
+  ASSERT_TRUE(run_on(t, "write -P 0x5a 100 1000", &out, &err)) << err;
+  expect_read_report(out, "wrote 1000/1000 bytes at offset 100\n");
+  EXPECT_EQ(t.disk_.bytes_[99], 0xab);
+  EXPECT_EQ(t.disk_.bytes_[100], 0x5a);
+  EXPECT_EQ(t.disk_.bytes_[1099], 0x5a);
+  EXPECT_EQ(t.disk_.bytes_[1100], 0xab);
+  ASSERT_TRUE(run_on(t, "w -q 2M 3", &out, &err)) << err;  // the default fill is 0xcd
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(t.disk_.bytes_[2 * kMiB + 2], 0xcd);
+  EXPECT_EQ(t.disk_.bytes_[2 * kMiB + 3], 0x00);
+  ASSERT_TRUE(run_on(t, "write -q -z 0 16", &out, &err)) << err;
+  ASSERT_TRUE(run_on(t, "write -q -z -u 16 16", &out, &err)) << err;
+  ASSERT_TRUE(run_on(t, "discard 32 32", &out, &err)) << err;
+  expect_read_report(out, "discard 32/32 bytes at offset 32\n");
+  EXPECT_EQ(t.unmaps_, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(t.disk_.bytes_[63], 0x00);
+  EXPECT_EQ(t.disk_.bytes_[64], 0xab);
+  ASSERT_TRUE(run_on(t, "flush", &out, &err)) << err;
+  ASSERT_TRUE(run_on(t, "write -q -f 0 1", &out, &err)) << err;
+  EXPECT_EQ(t.flushes_, 2);
+  EXPECT_FALSE(run_on(t, "write -P 1 -z 0 1", &out, &err));
+  EXPECT_NE(err.find("-z supports neither -P nor -s"), std::string::npos) << err;
+  EXPECT_FALSE(run_on(t, "discard 8M 1", &out, &err));
+  EXPECT_NE(err.find("beyond the end of the disk"), std::string::npos) << err;
+}
+
+TEST(IoWrite, ReadOnlyTargetRefusesWriteCommands) {
+  FakeTarget t;
+  std::string out, err;
+  for (const char* line : {"write 0 1", "discard 0 1", "flush"}) {
+    EXPECT_FALSE(run_on(t, line, &out, &err)) << line;
+    EXPECT_EQ(out, "");
+    EXPECT_NE(err.find("Block node is read-only"), std::string::npos) << err;
+  }
+  EXPECT_EQ(t.disk_.bytes_[0], 0xab);
+}
+
 TEST(IoCommands, EveryCommandHasHelpText) {
   for (const IoCommand& command : io_commands()) {
     EXPECT_NE(std::string(command.summary), "") << command.name;

@@ -21,12 +21,12 @@ struct IoOptions {
 
 int run_io(const IoOptions& options) {
   if (auto r = check_source_format(options.format); !r) return report_error(r.error());
-  // Every open is read-only until the library writes; -r is accepted for qemu-io's sake.
+  // Read-write unless -r, as qemu-io opens.
   OpenOptions open_options;
-  open_options.read_only = true;
+  open_options.read_only = options.read_only;
   auto image = Image::open(options.image, open_options);
   if (!image) return report_error(image.error());
-  ImageTarget target(**image);
+  ImageTarget target(**image, !options.read_only);
   IoSession session{target, std::cout, std::cerr};
   bool all_ok = true;
   auto run_line = [&](const std::string& line) {
@@ -52,6 +52,11 @@ int run_io(const IoOptions& options) {
     }
     if (interactive && !session.quit) std::cout << "\n";
   }
+  // Close explicitly: the destructor cannot report a failed flush or header update.
+  if (auto r = (*image)->close(); !r) {
+    report_error(r.error());
+    return 1;
+  }
   return all_ok ? 0 : 1;
 }
 
@@ -60,13 +65,13 @@ int run_io(const IoOptions& options) {
 void add_io_command(CLI::App& app, int& status) {
   auto options = std::make_shared<IoOptions>();
   CLI::App* sub = app.add_subcommand(
-      "io", "Run qemu-io style commands (read, map, length, info, help) on an image.");
+      "io", "Run qemu-io style commands (read, write, discard, map, ...) on an image.");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
   sub->add_option("-c,--cmd", options->commands,
                   "command to run, e.g. 'read -P 0xab 0 64k' (repeatable; runs in order; "
                   "without -c, commands are read from stdin)")
       ->allow_extra_args(false);
-  sub->add_flag("-r,--read-only", options->read_only, "open read-only (every open is, for now)");
+  sub->add_flag("-r,--read-only", options->read_only, "open read-only (default: read-write)");
   sub->add_option("-f", options->format, "source format (only vhdx)");
   sub->footer("Commands:\n" + io_command_list() +
               "\nOffsets and lengths take k, M, G, T suffixes. The exit status is 1 if any "

@@ -11,7 +11,7 @@ namespace vhdx::cli {
 
 class ImageTarget final : public IoTarget {
  public:
-  explicit ImageTarget(Image& image) : image_(image) {}
+  ImageTarget(Image& image, bool writable) : image_(image), writable_(writable) {}
   const ImageInfo& info() const override { return image_.info(); }
   Result<void> read(std::uint64_t offset, std::span<std::uint8_t> out) override {
     return image_.read(offset, out);
@@ -19,11 +19,18 @@ class ImageTarget final : public IoTarget {
   Result<std::vector<Extent>> block_status(std::uint64_t offset, std::uint64_t length) override {
     return image_.block_status(offset, length);
   }
-  // Every open is read-only until the library can write.
-  bool writable() const override { return false; }
+  bool writable() const override { return writable_; }
+  Result<void> write(std::uint64_t offset, std::span<const std::uint8_t> data) override {
+    return image_.write(offset, data);
+  }
+  Result<void> discard(std::uint64_t offset, std::uint64_t length, bool unmap) override {
+    return image_.discard(offset, length, unmap);
+  }
+  Result<void> flush() override { return image_.flush(); }
 
  private:
   Image& image_;
+  bool writable_;
 };
 
 }  // namespace vhdx::cli

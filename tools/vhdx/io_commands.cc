@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <optional>
+#include <thread>
 
 #include "human.h"
 #include "parse.h"
@@ -206,6 +208,206 @@ bool cmd_read(IoSession& s, const std::vector<std::string>& words) {
   return !mismatch;
 }
 
+// Parses the two "off len" operands of a transfer command and checks they lie inside the disk.
+bool range_operands(IoSession& s, const IoCommand& self, const std::vector<std::string>& operands,
+                    std::uint64_t* offset, std::uint64_t* length) {
+  if (!expect_operands(s, self, operands, 2)) return false;
+  auto off = size_operand(operands[0]);
+  auto len = size_operand(operands[1]);
+  for (auto* r : {&off, &len}) {
+    if (!*r) {
+      s.err << self.name << ": " << r->error().message() << "\n";
+      return false;
+    }
+  }
+  if (auto r = check_range(s, *off, *len); !r) {
+    s.err << self.name << " failed: " << r.error().to_string() << "\n";
+    return false;
+  }
+  *offset = *off;
+  *length = *len;
+  return true;
+}
+
+// The contents of a `write -s` file, at most `limit` bytes (it repeats to fill the write).
+Result<std::vector<std::uint8_t>> read_source_file(const std::string& path, std::uint64_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(ErrorCode::kIo, fmt::format("cannot open source file {}", path));
+  std::vector<std::uint8_t> data(std::min(limit, kReadChunk));
+  in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (in.bad()) return Error(ErrorCode::kIo, fmt::format("cannot read source file {}", path));
+  data.resize(static_cast<std::size_t>(in.gcount()));
+  if (data.empty() && limit > 0) {
+    return Error(ErrorCode::kIo, fmt::format("source file {} is empty", path));
+  }
+  return data;
+}
+
+bool cmd_write(IoSession& s, const std::vector<std::string>& words) {
+  const IoCommand& self = *find_command("write");
+  std::uint8_t pattern = 0xcd;  // qemu-io's default fill
+  bool have_pattern = false;
+  std::optional<std::string> source;
+  bool zero = false;
+  bool unmap = false;
+  bool fua = false;
+  bool quiet = false;
+  bool machine = false;
+  std::vector<std::string> operands;
+  bool parsed = parse_options(s, self, words, "bcCfnpP:qs:uz", &operands,
+                              [&](char letter, const std::string& value) {
+                                switch (letter) {
+                                  case 'b':
+                                    s.err << "write: -b: VHDX images have no VM state\n";
+                                    return false;
+                                  case 'c':
+                                    s.err << "write: -c: VHDX images have no compressed clusters\n";
+                                    return false;
+                                  case 'C':
+                                    machine = true;
+                                    return true;
+                                  case 'f':
+                                    fua = true;
+                                    return true;
+                                  case 'n':  // zero writes never fall back to a slow path here
+                                  case 'p':  // accepted and ignored, as by qemu-io
+                                    return true;
+                                  case 'q':
+                                    quiet = true;
+                                    return true;
+                                  case 'u':
+                                    unmap = true;
+                                    return true;
+                                  case 'z':
+                                    zero = true;
+                                    return true;
+                                  case 's':
+                                    source = value;
+                                    return true;
+                                  case 'P': {
+                                    auto byte = parse_pattern_byte(value);
+                                    if (!byte) {
+                                      s.err << "write: " << byte.error().message() << "\n";
+                                      return false;
+                                    }
+                                    pattern = *byte;
+                                    have_pattern = true;
+                                    return true;
+                                  }
+                                }
+                                return false;
+                              });
+  if (!parsed) return false;
+  if (zero && (have_pattern || source)) {
+    s.err << "write: -z supports neither -P nor -s\n";
+    print_usage(s, self);
+    return false;
+  }
+  if (have_pattern && source) {
+    s.err << "write: -P and -s cannot be used together\n";
+    print_usage(s, self);
+    return false;
+  }
+  if (unmap && !zero) {
+    s.err << "write: -u requires -z\n";
+    print_usage(s, self);
+    return false;
+  }
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  if (!range_operands(s, self, operands, &offset, &length)) return false;
+  std::vector<std::uint8_t> fill;
+  if (source) {
+    auto data = read_source_file(*source, length);
+    if (!data) {
+      s.err << "write: " << data.error().message() << "\n";
+      return false;
+    }
+    fill = std::move(*data);
+  }
+
+  auto begin = std::chrono::steady_clock::now();
+  if (zero) {
+    // discard guarantees the range reads back as zeros, which is what a zero write promises.
+    if (auto r = s.target.discard(offset, length, unmap); !r) {
+      s.err << "write failed: " << r.error().to_string() << "\n";
+      return false;
+    }
+  } else {
+    std::vector<std::uint8_t> buffer(std::min(length, kReadChunk), pattern);
+    for (std::uint64_t done = 0; done < length;) {
+      std::uint64_t n = std::min<std::uint64_t>(buffer.size(), length - done);
+      if (!fill.empty()) {
+        // The file's bytes repeat from the start of the write.
+        for (std::uint64_t i = 0; i < n; ++i) buffer[i] = fill[(done + i) % fill.size()];
+      }
+      if (auto r = s.target.write(offset + done, {buffer.data(), n}); !r) {
+        s.err << "write failed: " << r.error().to_string() << "\n";
+        return false;
+      }
+      done += n;
+    }
+  }
+  if (fua) {
+    if (auto r = s.target.flush(); !r) {
+      s.err << "write failed: " << r.error().to_string() << "\n";
+      return false;
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  if (!quiet) print_report(s, "wrote", offset, length, seconds, machine);
+  return true;
+}
+
+bool cmd_discard(IoSession& s, const std::vector<std::string>& words) {
+  const IoCommand& self = *find_command("discard");
+  bool quiet = false;
+  bool machine = false;
+  std::vector<std::string> operands;
+  bool parsed =
+      parse_options(s, self, words, "Cq", &operands, [&](char letter, const std::string&) {
+        (letter == 'C' ? machine : quiet) = true;
+        return true;
+      });
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  if (!parsed || !range_operands(s, self, operands, &offset, &length)) return false;
+  auto begin = std::chrono::steady_clock::now();
+  if (auto r = s.target.discard(offset, length, /*unmap=*/true); !r) {
+    s.err << "discard failed: " << r.error().to_string() << "\n";
+    return false;
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  if (!quiet) print_report(s, "discard", offset, length, seconds, machine);
+  return true;
+}
+
+bool cmd_flush(IoSession& s, const std::vector<std::string>& words) {
+  if (!expect_operands(s, *find_command("flush"), {words.begin() + 1, words.end()}, 0)) {
+    return false;
+  }
+  if (auto r = s.target.flush(); !r) {
+    s.err << "flush failed: " << r.error().to_string() << "\n";
+    return false;
+  }
+  return true;
+}
+
+bool cmd_sleep(IoSession& s, const std::vector<std::string>& words) {
+  const IoCommand& self = *find_command("sleep");
+  std::vector<std::string> operands(words.begin() + 1, words.end());
+  if (!expect_operands(s, self, operands, 1)) return false;
+  auto ms = size_operand(operands[0]);
+  // An hour is far beyond any test's need; the bound keeps a typo from hanging a script.
+  constexpr std::uint64_t kMaxSleepMs = 3600 * 1000;
+  if (!ms || *ms > kMaxSleepMs) {
+    s.err << fmt::format("sleep: invalid milliseconds value '{}'\n", operands[0]);
+    return false;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+  return true;
+}
+
 bool cmd_map(IoSession& s, const std::vector<std::string>& words) {
   const IoCommand& self = *find_command("map");
   if (!expect_operands(s, self, {words.begin() + 1, words.end()}, 0)) return false;
@@ -296,6 +498,17 @@ bool cmd_quit(IoSession& s, const std::vector<std::string>& words) {
 }
 
 constexpr IoCommand kCommands[] = {
+    {"discard", "d", "[-Cq] off len", "discards a number of bytes at a specified offset",
+     " discards a range of bytes from the given offset; it reads back as zeros\n"
+     "\n"
+     " Example:\n"
+     " 'discard 512 1k' - discards 1 kilobyte from 512 bytes into the file\n"
+     "\n"
+     " Whole blocks of a dynamic image are released (unmapped); the rest is zero-filled.\n"
+     " -C, -- report statistics in a machine parsable format\n"
+     " -q, -- quiet mode, do not show I/O statistics\n",
+     true, cmd_discard},
+    {"flush", "f", "", "flush all in-core file state to disk", "", true, cmd_flush},
     {"help", "?", "[command]", "help for one or all commands", "", false, cmd_help},
     {"info", "i", "", "prints information about the current file", "", false, cmd_info},
     {"length", "len", "", "gets the length of the current file", "", false, cmd_length},
@@ -318,6 +531,26 @@ constexpr IoCommand kCommands[] = {
      " -s, -- start offset for pattern verification (only with -P)\n"
      " -v, -- dump buffer to standard output\n",
      false, cmd_read},
+    {"sleep", nullptr, "ms", "waits for the given value in milliseconds", "", false, cmd_sleep},
+    {"write", "w", "[-Cfquz] [-P pattern | -s source_file] off len",
+     "writes a number of bytes at a specified offset",
+     " writes a range of bytes from the given offset\n"
+     "\n"
+     " Example:\n"
+     " 'write 512 1k' - writes 1 kilobyte at 512 bytes into the open file\n"
+     "\n"
+     " Writes a buffer filled with a set pattern (0xcd unless -P says otherwise).\n"
+     " Offsets and lengths take k, M, G, T suffixes (powers of 1024).\n"
+     " -C, -- report statistics in a machine parsable format\n"
+     " -f, -- flush after the write (Force Unit Access)\n"
+     " -n, -- ignored: zero writes never fall back to a slow path\n"
+     " -p, -- ignored for backwards compatibility\n"
+     " -P, -- use different pattern to fill file\n"
+     " -q, -- quiet mode, do not show I/O statistics\n"
+     " -s, -- fill the write from a file, its bytes repeated as needed\n"
+     " -u, -- with -z, allow whole blocks to be unmapped\n"
+     " -z, -- write zeroes (the range reads back as zeros)\n",
+     true, cmd_write},
 };
 
 const IoCommand* find_command(std::string_view name) {
@@ -346,7 +579,8 @@ bool run_io_command(IoSession& session, const std::string& line) {
     return false;
   }
   if (command->needs_write && !session.target.writable()) {
-    session.err << fmt::format("{}: the image is open read-only\n", command->name);
+    session.err << fmt::format("{}: Block node is read-only (the image was opened with -r)\n",
+                               command->name);
     return false;
   }
   return command->run(session, *words);

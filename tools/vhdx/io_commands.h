@@ -1,6 +1,6 @@
 // `vhdx io`: a qemu-io style exerciser. Commands run one after another against an IoTarget; each
 // prints what qemu-io would print. A command is one row of the table in io_commands.cc: to add
-// one (write, discard, flush, sleep...), write its handler and add its row.
+// one, write its handler and add its row.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,15 @@ class IoTarget {
   virtual Result<void> read(std::uint64_t offset, std::span<std::uint8_t> out) = 0;
   virtual Result<std::vector<Extent>> block_status(std::uint64_t offset, std::uint64_t length) = 0;
   virtual bool writable() const = 0;
+  // Writing; targets that cannot write keep these defaults (commands check writable() first).
+  virtual Result<void> write(std::uint64_t /*offset*/, std::span<const std::uint8_t> /*data*/) {
+    return Error(ErrorCode::kReadOnly, "the target cannot write");
+  }
+  // Makes the range read back as zeros; unmap lets whole blocks be released as unmapped.
+  virtual Result<void> discard(std::uint64_t /*offset*/, std::uint64_t /*length*/, bool /*unmap*/) {
+    return Error(ErrorCode::kReadOnly, "the target cannot discard");
+  }
+  virtual Result<void> flush() { return ok(); }
 };
 
 struct IoSession {
