@@ -20,6 +20,10 @@ struct OpenOptions {
   // LogState::kNeedsReplay, while read() and block_status() fail with kNeedsLogReplay.
   // Without it such an open fails with kNeedsLogReplay.
   bool allow_dirty_log = false;
+  // Read-only opens only: take no advisory lock on the file (qemu-img -U), so an image another
+  // process has open for writing can still be read (possibly inconsistent). Without it, a
+  // read-only open of an image locked for writing fails with kBusy.
+  bool force_share = false;
 };
 
 enum class DiskType { kFixed, kDynamic, kDifferencing };

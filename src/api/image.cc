@@ -27,6 +27,7 @@ Image::~Image() = default;
 Result<std::unique_ptr<Image>> Image::open(const std::string& path, const OpenOptions& options) {
   PosixOpenOptions posix;
   posix.writable = !options.read_only;
+  posix.force_share = options.force_share;
   VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, posix));
   auto engine = image::Engine::open(std::move(file), options);
   if (!engine) return std::move(engine).error().with_context("'" + path + "'");
@@ -67,7 +68,7 @@ Result<void> Image::flush() { return engine_->flush(); }
 Result<void> Image::close() { return engine_->close(); }
 
 Result<bool> probe(const std::string& path) {
-  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{}));
+  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{.force_share = true}));
   VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file->size());
   std::uint8_t signature[sizeof format::kFileSignature];
   if (size < sizeof signature) return false;

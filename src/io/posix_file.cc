@@ -16,6 +16,74 @@ Error os_error(const std::string& what, const std::string& path, int err) {
   return Error(err == ENOSPC ? ErrorCode::kNoSpace : ErrorCode::kIo, what + " '" + path + "'", err);
 }
 
+// QEMU's lock layout, so that QEMU and libvhdx refuse each other: an open holds a shared lock
+// on byte 100 + p for each permission p it uses and on byte 200 + p for each permission it will
+// not share. An open conflicts with another when that other holds the "will not share" byte of
+// a permission it uses, or the "uses" byte of a permission it will not share. Only the three
+// permissions an image open needs are used: consistent read, write and resize.
+constexpr off_t kUseBase = 100;
+constexpr off_t kUnshareBase = 200;
+constexpr off_t kPermConsistentRead = 0;
+constexpr off_t kPermWrite = 1;
+constexpr off_t kPermResize = 3;
+
+int ofd_lock(int fd, short type, off_t byte) {
+  struct flock fl = {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = byte;
+  fl.l_len = 1;
+  return ::fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+// Whether another open file description holds a lock on `byte` (ours never count).
+Result<bool> locked_by_other(int fd, off_t byte, const std::string& path) {
+  struct flock fl = {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = byte;
+  fl.l_len = 1;
+  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return os_error("cannot test the lock of", path, errno);
+  return fl.l_type != F_UNLCK;
+}
+
+bool locking_unsupported(int err) { return err == EINVAL || err == ENOLCK || err == EOPNOTSUPP; }
+
+Error busy_error(const std::string& path) {
+  return Error(ErrorCode::kBusy, "'" + path + "': image is in use by another process (locked)");
+}
+
+// Takes the locks of a read-only (shared) or writable (exclusive) open. The locks are set before
+// the conflict test, so of two opens racing, at least one sees the other. On failure the caller
+// closes fd, which drops whatever was taken.
+Result<void> lock_file(int fd, const std::string& path, bool writable) {
+  std::vector<off_t> uses = {kPermConsistentRead};
+  if (writable) {
+    uses.push_back(kPermWrite);
+    uses.push_back(kPermResize);
+  }
+  const off_t unshared[] = {kPermWrite, kPermResize};
+  std::vector<off_t> bytes;
+  for (off_t p : uses) bytes.push_back(kUseBase + p);
+  for (off_t p : unshared) bytes.push_back(kUnshareBase + p);
+  for (off_t byte : bytes) {
+    if (ofd_lock(fd, F_RDLCK, byte) == 0) continue;
+    const int err = errno;
+    if (locking_unsupported(err)) return ok();  // e.g. some network file systems
+    if (err == EAGAIN || err == EACCES) return busy_error(path);
+    return os_error("cannot lock", path, err);
+  }
+  for (off_t p : uses) {
+    VHDX_ASSIGN_OR_RETURN(bool held, locked_by_other(fd, kUnshareBase + p, path));
+    if (held) return busy_error(path);
+  }
+  for (off_t p : unshared) {
+    VHDX_ASSIGN_OR_RETURN(bool held, locked_by_other(fd, kUseBase + p, path));
+    if (held) return busy_error(path);
+  }
+  return ok();
+}
+
 class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path, bool writable)
@@ -113,8 +181,12 @@ class PosixFile final : public File {
 
 Result<std::unique_ptr<File>> open_posix_file(const std::string& path,
                                               const PosixOpenOptions& options) {
+  if (options.writable && options.force_share)
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + path + "': force_share is only allowed for read-only opens");
   int flags = O_CLOEXEC | (options.writable ? O_RDWR : O_RDONLY);
-  if (options.create) flags |= O_CREAT | (options.truncate_existing ? O_TRUNC : O_EXCL);
+  // O_TRUNC is not used: truncating must wait until the lock shows nobody else has the file.
+  if (options.create) flags |= O_CREAT | (options.truncate_existing ? 0 : O_EXCL);
   int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) return os_error("cannot open", path, errno);
   struct stat st;
@@ -126,6 +198,17 @@ Result<std::unique_ptr<File>> open_posix_file(const std::string& path,
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
     return Error(ErrorCode::kInvalidArgument, "'" + path + "' is a directory", EISDIR);
+  }
+  if (!options.force_share) {
+    if (auto locked = lock_file(fd, path, options.writable); !locked) {
+      ::close(fd);
+      return std::move(locked).error();
+    }
+  }
+  if (options.create && options.truncate_existing && st.st_size != 0 && ::ftruncate(fd, 0) != 0) {
+    int err = errno;
+    ::close(fd);
+    return os_error("cannot truncate", path, err);
   }
   return std::unique_ptr<File>(new PosixFile(fd, path, options.writable));
 }

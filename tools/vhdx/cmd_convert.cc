@@ -22,6 +22,7 @@ struct ConvertOptions {
   std::vector<std::string> create_options;  // -o, for -O vhdx
   bool progress = false;
   bool quiet = false;
+  bool force_share = false;
 };
 
 // qemu-img's progress line, "    (42.00/100%)", rewritten in place on stderr.
@@ -105,7 +106,7 @@ int run_convert(const ConvertOptions& options) {
     result = to_vhdx ? convert_raw_to_vhdx(options.image, options.output, vhdx_options)
                      : convert_raw_to_raw(options.image, options.output, raw_options);
   } else {
-    auto image = Image::open(options.image, OpenOptions{});
+    auto image = Image::open(options.image, OpenOptions{.force_share = options.force_share});
     if (!image) {
       if (show_progress) std::fputc('\n', stderr);
       return report_error(image.error());
@@ -130,6 +131,8 @@ void add_convert_command(CLI::App& app, int& status) {
       "Convert a VHDX or raw image to a sparse raw file or a new VHDX image (like qemu-img "
       "convert).");
   sub->add_option("IMAGE", options->image, "VHDX or raw image to read")->required();
+  sub->add_flag("-U,--force-share", options->force_share,
+               "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("OUTPUT", options->output, "raw file to create or overwrite")->required();
   sub->add_option("-O", options->output_format, "output format: raw (default) or vhdx");
   sub->add_option("-f", options->source_format, "source format: raw or vhdx (default: probed)");

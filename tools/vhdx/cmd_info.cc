@@ -13,6 +13,7 @@ struct InfoOptions {
   std::string image;
   std::string output = "human";
   std::string format;
+  bool force_share = false;
 };
 
 int run_info(const InfoOptions& options) {
@@ -21,6 +22,7 @@ int run_info(const InfoOptions& options) {
   OpenOptions open_options;
   open_options.read_only = true;
   open_options.allow_dirty_log = true;
+  open_options.force_share = options.force_share;
   auto image = Image::open(options.image, open_options);
   if (!image) return report_error(image.error());
   const ImageInfo& info = (*image)->info();
@@ -59,6 +61,8 @@ void add_info_command(CLI::App& app, int& status) {
       "Show the image's format facts: type, sizes, headers, log, regions, metadata, "
       "block counts.");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
+  sub->add_flag("-U,--force-share", options->force_share,
+               "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("--output", options->output, "output format: human (default) or json")
       ->check(output_format_validator());
   sub->add_option("-f", options->format, "source format (only vhdx)");

@@ -17,6 +17,7 @@ struct IoOptions {
   std::string format;
   std::vector<std::string> commands;
   bool read_only = false;
+  bool force_share = false;
 };
 
 int run_io(const IoOptions& options) {
@@ -24,6 +25,7 @@ int run_io(const IoOptions& options) {
   // Read-write unless -r, as qemu-io opens.
   OpenOptions open_options;
   open_options.read_only = options.read_only;
+  open_options.force_share = options.force_share;
   auto image = Image::open(options.image, open_options);
   if (!image) return report_error(image.error());
   ImageTarget target(**image, !options.read_only);
@@ -67,6 +69,8 @@ void add_io_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand(
       "io", "Run qemu-io style commands (read, write, discard, map, ...) on an image.");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
+  sub->add_flag("-U,--force-share", options->force_share,
+               "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("-c,--cmd", options->commands,
                   "command to run, e.g. 'read -P 0xab 0 64k' (repeatable; runs in order; "
                   "without -c, commands are read from stdin)")

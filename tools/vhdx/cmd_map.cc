@@ -21,6 +21,7 @@ struct MapOptions {
   std::string format;
   std::string start_offset;
   std::string max_length;
+  bool force_share = false;
 };
 
 int run_map(const MapOptions& options) {
@@ -37,7 +38,7 @@ int run_map(const MapOptions& options) {
     if (!n) return report_error(std::move(n).error().with_context("--max-length"));
     max_length = *n;
   }
-  auto image = Image::open(options.image, OpenOptions{});
+  auto image = Image::open(options.image, OpenOptions{.force_share = options.force_share});
   if (!image) return report_error(image.error());
   const ImageInfo& info = (*image)->info();
   if (start > info.virtual_size) {
@@ -85,6 +86,8 @@ void add_map_command(CLI::App& app, int& status) {
       "Show how the virtual disk is backed: data extents with their file offsets, zero "
       "and unallocated ranges (like qemu-img map).");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
+  sub->add_flag("-U,--force-share", options->force_share,
+               "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("--output", options->output, "output format: human (default) or json")
       ->check(output_format_validator());
   sub->add_option("--start-offset", options->start_offset, "first byte to map (default 0)");

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target for a fixed time, or every target for 60 s (--smoke, for CI).
+# Usage: fuzz/run.sh TARGET SECONDS [extra libFuzzer flags...]
+#        fuzz/run.sh --smoke
+# Targets come from build-fuzz/fuzz/ (fuzz/build.sh; $VHDX_FUZZ_BUILD overrides the folder).
+# Seeds come from build-fuzz/seeds/TARGET (made by fuzz/make_seeds.sh when missing); new
+# inputs go to build-fuzz/corpus/TARGET, findings to build-fuzz/artifacts/TARGET/.
+# Exits non-zero when the fuzzer finds anything (crash, leak, timeout, out-of-memory).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${VHDX_FUZZ_BUILD:-$root/build-fuzz}"
+targets=(decoders_fuzz open_read_fuzz)
+
+if [[ "${1:-}" == "--smoke" ]]; then
+  status=0
+  for t in "${targets[@]}"; do
+    "$0" "$t" 60 || status=1
+  done
+  exit "$status"
+fi
+if [[ $# -lt 2 ]]; then
+  echo "usage: $0 TARGET SECONDS [libFuzzer flags...] | $0 --smoke" >&2
+  exit 2
+fi
+target="$1"
+seconds="$2"
+shift 2
+binary="$build/fuzz/$target"
+if [[ ! -x "$binary" ]]; then
+  echo "run.sh: $binary not built; run fuzz/build.sh first" >&2
+  exit 2
+fi
+seeds="$build/seeds/$target"
+if [[ ! -d "$seeds" ]]; then
+  "$root/fuzz/make_seeds.sh" "$build/seeds"
+fi
+corpus="$build/corpus/$target"
+artifacts="$build/artifacts/$target"
+mkdir -p "$corpus" "$artifacts"
+log="$build/fuzz-$target.log"
+# libFuzzer caps inputs at 1 MiB unless told; a whole image needs 5 MiB (the header section,
+# log, metadata and BAT each take 1 MiB at 1 MiB boundaries, then one payload block).
+per_target=()
+if [[ "$target" == open_read_fuzz ]]; then
+  per_target=(-max_len=5242880)
+fi
+
+set +e
+"$binary" "$corpus" "$seeds" \
+  -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+  -dict="$root/fuzz/vhdx.dict" -artifact_prefix="$artifacts/" \
+  -print_final_stats=1 "${per_target[@]}" "$@" 2>&1 | tee "$log" |
+  grep -E "^(==|SUMMARY|#[0-9]+[[:space:]]+(DONE|INITED))|ERROR|stat::"
+rc=${PIPESTATUS[0]}
+set -e
+
+execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+cov=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 | grep -o 'cov: [0-9]*' || true)
+ft=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 | grep -o 'ft: [0-9]*' || true)
+echo "$target: ${execs:-?} executions in ${seconds}s, ${cov:-cov: ?} edges, ${ft:-ft: ?} features (log: $log)"
+if [[ $rc -ne 0 ]]; then
+  echo "$target: FINDING (libFuzzer exit $rc); inputs in $artifacts/" >&2
+  exit 1
+fi
+exit 0

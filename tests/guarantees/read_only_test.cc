@@ -1,0 +1,130 @@
+// Read-only commands never change the image: `vhdx info`, `map`, `convert -O raw` (the source)
+// and `io -r` leave every byte, the size, the allocation, the mtime and the ctime of the image
+// as they were, on qemu-made images and on the corpus, the dirty-log image included.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "guarantees/guarantee_util.h"
+#include "support/corpus.h"
+
+namespace vhdx {
+namespace {
+
+using guarantees::file_state;
+using guarantees::FileState;
+using guarantees::quote;
+using guarantees::run_cli;
+using testing::corpus_image;
+using testing::have_program;
+using testing::make_temp_dir;
+using testing::run_command;
+using testing::sha256_file;
+
+// Runs every read-only command on `image`; returns the exit statuses in order. Each command
+// must end with 0 or 1 (never a signal), and the file must be unchanged after each one.
+std::vector<int> run_read_only_commands(const std::string& image) {
+  const FileState before = file_state(image);
+  EXPECT_FALSE(before.sha256.empty()) << image;
+  const std::string out = make_temp_dir() + "/out.raw";
+  const std::vector<std::string> commands = {
+      "info " + quote(image),
+      "info --output json " + quote(image),
+      "map " + quote(image),
+      "map --output json " + quote(image),
+      "convert -O raw " + quote(image) + " " + quote(out),
+      "io -r -c 'read -v 0 4k' -c 'read 1M 64k' -c map -c info " + quote(image),
+  };
+  std::vector<int> statuses;
+  for (const auto& args : commands) {
+    auto r = run_cli(args);
+    EXPECT_TRUE(r.status == 0 || r.status == 1) << args << " -> " << r.status << "\n" << r.err;
+    statuses.push_back(r.status);
+    EXPECT_EQ(file_state(image), before) << "`vhdx " << args << "` changed " << image;
+  }
+  return statuses;
+}
+
+struct CorpusCase {
+  const char* file;
+  const char* content_sha256;  // of the virtual disk (after replay for the dirty-log image)
+};
+
+class ReadOnlyCorpus : public ::testing::TestWithParam<CorpusCase> {};
+
+TEST_P(ReadOnlyCorpus, CommandsLeaveImageUnchanged) {
+  const auto& c = GetParam();
+  const std::string image = corpus_image(c.file);
+  const FileState before = file_state(image);
+  auto statuses = run_read_only_commands(image);
+  ASSERT_EQ(statuses.size(), 6u);
+  const std::string raw = make_temp_dir() + "/content.raw";
+  auto convert = run_cli("convert -O raw " + quote(image) + " " + quote(raw));
+  // Every command succeeds; the dirty-log image is served through an in-memory replay of its
+  // log (the file keeps its pre-replay bytes, checked above after every command).
+  EXPECT_EQ(statuses, (std::vector<int>{0, 0, 0, 0, 0, 0}));
+  ASSERT_EQ(convert.status, 0) << convert.err;
+  EXPECT_EQ(sha256_file(raw), c.content_sha256);
+  EXPECT_EQ(file_state(image).sha256, before.sha256);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Corpus, ReadOnlyCorpus,
+    ::testing::Values(
+        CorpusCase{"dissect-fixed/fixed.vhdx.gz",
+                   "bc0be4623b15aa84216fb31ba24e3b621ec7f1c72d198c990ac0eced222d9f62"},
+        CorpusCase{"dissect-dynamic/dynamic.vhdx.gz",
+                   "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac"},
+        CorpusCase{"coreos-config2-base/config2_base.vhdx.bz2",
+                   "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d"},
+        CorpusCase{"local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2",
+                   "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385"}),
+    [](const auto& info) {
+      std::string name = info.param.file;
+      name = name.substr(0, name.find('/'));
+      for (char& ch : name)
+        if (ch == '-') ch = '_';
+      return name;
+    });
+
+// The differencing image has no parent here; whatever the commands say, they change nothing.
+TEST(ReadOnly, DifferencingWithoutParentUnchanged) {
+  const std::string image = corpus_image("dissect-differencing/differencing.avhdx.gz");
+  auto statuses = run_read_only_commands(image);
+  EXPECT_EQ(statuses[0], 0);  // info needs no parent
+}
+
+TEST(ReadOnly, QemuMadeImagesUnchanged) {
+  if (!have_program("qemu-img") || !have_program("qemu-io")) {
+    if (std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true")
+      FAIL() << "qemu-img/qemu-io missing under CI";
+    GTEST_SKIP() << "qemu-img/qemu-io not installed";
+  }
+  const std::string dir = make_temp_dir();
+  const std::string dynamic = dir + "/dynamic.vhdx";
+  const std::string fixed = dir + "/fixed.vhdx";
+  ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o subformat=dynamic,block_size=1M " +
+                        quote(dynamic) + " 8M"),
+            0);
+  ASSERT_EQ(run_command("qemu-io -f vhdx -c 'write -P 0xa5 0 64k' -c 'write -P 0x5a 3M 4k' " +
+                        quote(dynamic) + " >/dev/null"),
+            0);
+  ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o subformat=fixed,block_size=1M " +
+                        quote(fixed) + " 4M"),
+            0);
+  for (const auto& image : {dynamic, fixed}) {
+    auto statuses = run_read_only_commands(image);
+    EXPECT_EQ(statuses, (std::vector<int>{0, 0, 0, 0, 0, 0})) << image;
+  }
+  // The converted content matches qemu's own.
+  const std::string ours = dir + "/ours.raw";
+  const std::string theirs = dir + "/theirs.raw";
+  ASSERT_EQ(run_cli("convert -O raw " + quote(dynamic) + " " + quote(ours)).status, 0);
+  ASSERT_EQ(run_command("qemu-img convert -f vhdx -O raw " + quote(dynamic) + " " + quote(theirs)),
+            0);
+  EXPECT_EQ(sha256_file(ours), sha256_file(theirs));
+}
+
+}  // namespace
+}  // namespace vhdx
