@@ -31,8 +31,8 @@ const char* disk_type_name(DiskType type);  // "fixed", "dynamic", "differencing
 
 // One of the two headers at 64 KiB and 128 KiB, as found on disk.
 struct HeaderInfo {
-  bool valid = false;         // signature, checksum and version all good
-  std::string invalid_reason; // why not, when !valid
+  bool valid = false;          // signature, checksum and version all good
+  std::string invalid_reason;  // why not, when !valid
   std::uint64_t sequence_number = 0;
   Guid file_write_guid;
   Guid data_write_guid;
@@ -88,8 +88,13 @@ struct ImageInfo {
   HeaderInfo headers[2];
   int current_header = 0;  // 0 or 1: index into headers
   LogState log_state = LogState::kEmpty;
-  std::vector<RegionInfo> regions;        // from the region table in use
-  int region_table_used = 0;              // 0 or 1
+  // The active log sequence found by a read-only open that replayed it in memory (0 entries when
+  // the log is empty, or holds nothing under the header's log GUID).
+  std::uint64_t log_entries = 0;
+  std::uint64_t log_first_sequence = 0;  // sequence numbers of the tail and head entries
+  std::uint64_t log_last_sequence = 0;
+  std::vector<RegionInfo> regions;  // from the region table in use
+  int region_table_used = 0;        // 0 or 1
   std::vector<MetadataItemInfo> metadata_items;
   std::uint64_t chunk_ratio = 0;
   std::uint64_t payload_blocks = 0;

@@ -347,8 +347,7 @@ Result<void> Engine::check_readable() const {
   if (needs_replay_)
     return Error(ErrorCode::kNeedsLogReplay,
                  "image needs log replay; it was opened for inspection only" +
-                     (replay_failure_.empty() ? std::string()
-                                              : " (" + replay_failure_ + ")"));
+                     (replay_failure_.empty() ? std::string() : " (" + replay_failure_ + ")"));
   return ok();
 }
 
@@ -754,6 +753,9 @@ Result<void> Engine::replay_log_in_memory() {
     replayed_in_memory_ = true;
     return ok();
   }
+  info_.log_entries = sequence->entries.size();
+  info_.log_first_sequence = sequence->entries.front().header.sequence_number;
+  info_.log_last_sequence = sequence->head_sequence();
   // Check the plan first: OverlayFile::create consumes the file even when it fails.
   VHDX_ASSIGN_OR_RETURN(const std::uint64_t size, file_->size());
   VHDX_TRY(log::plan_replay(*sequence, size));

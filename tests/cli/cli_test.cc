@@ -491,6 +491,13 @@ TEST(CliCorpus, DirtyLogImageReplaysInMemory) {
   EXPECT_EQ(j["log"]["state"], "needs-replay");
   EXPECT_EQ(j["dirty-flag"], true);
   EXPECT_NE(j["log"]["guid"], "00000000-0000-0000-0000-000000000000");
+  // The corpus README: one entry, sequence 1, carrying the BAT update.
+  EXPECT_EQ(j["log"]["entries"], 1);
+  EXPECT_EQ(j["log"]["sequence-first"], 1);
+  EXPECT_EQ(j["log"]["sequence-last"], 1);
+  CliRun human = vhdx("info " + quote(image));
+  EXPECT_NE(human.out.find(", 1 entry, sequence 1..1, replayed in memory"), std::string::npos)
+      << human.out;
   EXPECT_EQ(j["blocks"]["fully-present"], 1);
   EXPECT_EQ(j["virtual-size"], 16 * kMiB);
   CliRun read = vhdx("io -r " + quote(image) + " -c 'read -P 0xa5 0 1M' -c 'read -P 0 1M 15M'");

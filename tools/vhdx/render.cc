@@ -65,7 +65,12 @@ nlohmann::ordered_json info_to_json(const std::string& filename, const ImageInfo
                   {"guid", current.log_guid.to_string()},
                   {"version", current.log_version},
                   {"offset", current.log_offset},
-                  {"length", current.log_length}};
+                  {"length", current.log_length},
+                  {"entries", info.log_entries}};
+  if (info.log_entries > 0) {
+    j["log"]["sequence-first"] = info.log_first_sequence;
+    j["log"]["sequence-last"] = info.log_last_sequence;
+  }
   Json headers = Json::array();
   for (int i = 0; i < 2; ++i) {
     const HeaderInfo& h = info.headers[i];
@@ -152,9 +157,15 @@ std::string info_to_human(const std::string& filename, const ImageInfo& info,
       {"physical sector size", std::to_string(info.physical_sector_size)},
       {"leave blocks allocated", info.leave_blocks_allocated ? "yes" : "no"},
       {"page 83 id", info.virtual_disk_id.to_string()},
-      {"log", fmt::format("{} (guid {}, offset {:#x}, length {:#x})",
-                          info.log_state == LogState::kNeedsReplay ? "needs replay" : "empty",
-                          current.log_guid.to_string(), current.log_offset, current.log_length)},
+      {"log",
+       fmt::format("{} (guid {}, offset {:#x}, length {:#x}){}",
+                   info.log_state == LogState::kNeedsReplay ? "needs replay" : "empty",
+                   current.log_guid.to_string(), current.log_offset, current.log_length,
+                   info.log_entries == 0
+                       ? std::string()
+                       : fmt::format(", {} {}, sequence {}..{}, replayed in memory",
+                                     info.log_entries, info.log_entries == 1 ? "entry" : "entries",
+                                     info.log_first_sequence, info.log_last_sequence))},
       {"bat entries", fmt::format("{} ({} payload blocks, chunk ratio {})", info.bat_entries,
                                   info.payload_blocks, info.chunk_ratio)},
   };
