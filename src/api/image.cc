@@ -68,7 +68,8 @@ Result<void> Image::flush() { return engine_->flush(); }
 Result<void> Image::close() { return engine_->close(); }
 
 Result<bool> probe(const std::string& path) {
-  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file, open_posix_file(path, PosixOpenOptions{.force_share = true}));
+  VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file,
+                        open_posix_file(path, PosixOpenOptions{.force_share = true}));
   VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file->size());
   std::uint8_t signature[sizeof format::kFileSignature];
   if (size < sizeof signature) return false;

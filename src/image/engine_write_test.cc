@@ -468,8 +468,8 @@ TEST(EngineWrite, CrashAtEveryWriteKeepsFlushedData) {
     Opened re = open_writable(crashed);
     ASSERT_NE(re.engine, nullptr) << "crash after " << limit << " writes";
     const auto got = read_all(*re.engine);
-    ASSERT_EQ(read_only_view, got) << "in-memory and in-place replay differ, crash after "
-                                   << limit << " writes";
+    ASSERT_EQ(read_only_view, got)
+        << "in-memory and in-place replay differ, crash after " << limit << " writes";
     const auto& expected = limit >= wb ? after_b : limit >= wa ? after_a : before;
     for (std::uint64_t s = 0; s < got.size(); s += sector) {
       auto at = [&](const std::vector<std::uint8_t>& v) {

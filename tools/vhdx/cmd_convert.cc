@@ -131,8 +131,9 @@ void add_convert_command(CLI::App& app, int& status) {
       "Convert a VHDX or raw image to a sparse raw file or a new VHDX image (like qemu-img "
       "convert).");
   sub->add_option("IMAGE", options->image, "VHDX or raw image to read")->required();
-  sub->add_flag("-U,--force-share", options->force_share,
-               "open without taking the shared lock (inspect an image another process is writing)");
+  sub->add_flag(
+      "-U,--force-share", options->force_share,
+      "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("OUTPUT", options->output, "raw file to create or overwrite")->required();
   sub->add_option("-O", options->output_format, "output format: raw (default) or vhdx");
   sub->add_option("-f", options->source_format, "source format: raw or vhdx (default: probed)");

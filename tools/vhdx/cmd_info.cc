@@ -61,8 +61,9 @@ void add_info_command(CLI::App& app, int& status) {
       "Show the image's format facts: type, sizes, headers, log, regions, metadata, "
       "block counts.");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
-  sub->add_flag("-U,--force-share", options->force_share,
-               "open without taking the shared lock (inspect an image another process is writing)");
+  sub->add_flag(
+      "-U,--force-share", options->force_share,
+      "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("--output", options->output, "output format: human (default) or json")
       ->check(output_format_validator());
   sub->add_option("-f", options->format, "source format (only vhdx)");

@@ -69,8 +69,9 @@ void add_io_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand(
       "io", "Run qemu-io style commands (read, write, discard, map, ...) on an image.");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
-  sub->add_flag("-U,--force-share", options->force_share,
-               "open without taking the shared lock (inspect an image another process is writing)");
+  sub->add_flag(
+      "-U,--force-share", options->force_share,
+      "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("-c,--cmd", options->commands,
                   "command to run, e.g. 'read -P 0xab 0 64k' (repeatable; runs in order; "
                   "without -c, commands are read from stdin)")

@@ -86,8 +86,9 @@ void add_map_command(CLI::App& app, int& status) {
       "Show how the virtual disk is backed: data extents with their file offsets, zero "
       "and unallocated ranges (like qemu-img map).");
   sub->add_option("IMAGE", options->image, "VHDX image file")->required();
-  sub->add_flag("-U,--force-share", options->force_share,
-               "open without taking the shared lock (inspect an image another process is writing)");
+  sub->add_flag(
+      "-U,--force-share", options->force_share,
+      "open without taking the shared lock (inspect an image another process is writing)");
   sub->add_option("--output", options->output, "output format: human (default) or json")
       ->check(output_format_validator());
   sub->add_option("--start-offset", options->start_offset, "first byte to map (default 0)");
