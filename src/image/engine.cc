@@ -587,11 +587,8 @@ Result<std::vector<Extent>> Engine::block_status(std::uint64_t offset, std::uint
   return extents;
 }
 
-Result<BlockCounts> Engine::count_blocks() {
-  VHDX_TRY(check_readable());
-  BlockCounts counts;
+Result<void> Engine::for_each_bat_entry(const BatVisitor& visit) {
   const std::uint64_t total = geometry_.total_entries;
-  const std::uint64_t per_chunk = geometry_.chunk_ratio + 1;
   std::vector<std::uint8_t> buffer(std::min(total * format::kBatEntrySize, kScanBytes));
   const std::uint64_t per_piece = buffer.size() / format::kBatEntrySize;
   for (std::uint64_t first = 0; first < total; first += per_piece) {
@@ -599,60 +596,68 @@ Result<BlockCounts> Engine::count_blocks() {
     std::span<std::uint8_t> bytes(buffer.data(), count * format::kBatEntrySize);
     if (auto r = file_->read_at(bat_region_.offset + first * format::kBatEntrySize, bytes); !r)
       return std::move(r).error().with_context("BAT");
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const std::uint64_t index = first + i;
-      const std::uint64_t chunk = index / per_chunk;
-      const bool bitmap = index % per_chunk == geometry_.chunk_ratio;
-      const std::uint64_t block = bitmap ? chunk : index - chunk;
-      // A differencing BAT ends with whole chunks: payload slots past the disk are padding.
-      if (!bitmap && block >= geometry_.payload_blocks) continue;
-      const std::uint64_t raw = load_le64(bytes, i * format::kBatEntrySize);
-      // Fast path: states 0-3 with clear reserved bits are valid in every image and carry no
-      // offset to check (the low 20 bits are the state and the reserved bits).
-      if (!bitmap && (raw & 0xFFFFF) <= 3) {
-        switch (raw & 7) {
-          case 0:
-            ++counts.not_present;
-            break;
-          case 1:
-            ++counts.undefined;
-            break;
-          case 2:
-            ++counts.zero;
-            break;
-          default:
-            ++counts.unmapped;
-            break;
-        }
-        continue;
-      }
-      VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, validate_entry(index, raw, bitmap, block));
-      if (bitmap) continue;
-      switch (static_cast<format::PayloadState>(mapping.state)) {
-        case format::PayloadState::kNotPresent:
+    for (std::uint64_t i = 0; i < count; ++i)
+      VHDX_TRY(visit(first + i, load_le64(bytes, i * format::kBatEntrySize)));
+  }
+  return ok();
+}
+
+Result<BlockCounts> Engine::count_blocks() {
+  VHDX_TRY(check_readable());
+  BlockCounts counts;
+  const std::uint64_t per_chunk = geometry_.chunk_ratio + 1;
+  VHDX_TRY(for_each_bat_entry([&](std::uint64_t index, std::uint64_t raw) -> Result<void> {
+    const std::uint64_t chunk = index / per_chunk;
+    const bool bitmap = index % per_chunk == geometry_.chunk_ratio;
+    const std::uint64_t block = bitmap ? chunk : index - chunk;
+    // A differencing BAT ends with whole chunks: payload slots past the disk are padding.
+    if (!bitmap && block >= geometry_.payload_blocks) return ok();
+    // Fast path: states 0-3 with clear reserved bits are valid in every image and carry no
+    // offset to check (the low 20 bits are the state and the reserved bits).
+    if (!bitmap && (raw & 0xFFFFF) <= 3) {
+      switch (raw & 7) {
+        case 0:
           ++counts.not_present;
           break;
-        case format::PayloadState::kUndefined:
+        case 1:
           ++counts.undefined;
           break;
-        case format::PayloadState::kZero:
+        case 2:
           ++counts.zero;
           break;
-        case format::PayloadState::kUnmapped:
-        case format::PayloadState::kUnmappedV095:
+        default:
           ++counts.unmapped;
           break;
-        case format::PayloadState::kFullyPresent:
-          ++counts.fully_present;
-          break;
-        case format::PayloadState::kPartiallyPresent:
-          ++counts.partially_present;
-          break;
-        default:
-          return Error(ErrorCode::kInternal, "unexpected payload state " + num(mapping.state));
       }
+      return ok();
     }
-  }
+    VHDX_ASSIGN_OR_RETURN(BlockMapping mapping, validate_entry(index, raw, bitmap, block));
+    if (bitmap) return ok();
+    switch (static_cast<format::PayloadState>(mapping.state)) {
+      case format::PayloadState::kNotPresent:
+        ++counts.not_present;
+        break;
+      case format::PayloadState::kUndefined:
+        ++counts.undefined;
+        break;
+      case format::PayloadState::kZero:
+        ++counts.zero;
+        break;
+      case format::PayloadState::kUnmapped:
+      case format::PayloadState::kUnmappedV095:
+        ++counts.unmapped;
+        break;
+      case format::PayloadState::kFullyPresent:
+        ++counts.fully_present;
+        break;
+      case format::PayloadState::kPartiallyPresent:
+        ++counts.partially_present;
+        break;
+      default:
+        return Error(ErrorCode::kInternal, "unexpected payload state " + num(mapping.state));
+    }
+    return ok();
+  }));
   return counts;
 }
 
@@ -666,6 +671,8 @@ namespace {
 
 constexpr std::uint64_t kBatSectorSize = 4096;
 constexpr std::uint64_t kZeroChunk = 1 * kMiB;
+// Free slots remembered at most (8 bytes each in a std::set node).
+constexpr std::size_t kMaxFreeSlots = 64 * 1024;
 
 }  // namespace
 
@@ -871,13 +878,10 @@ Result<void> Engine::write_block(std::uint64_t block, std::uint64_t in_block,
   if (mapping.state == static_cast<std::uint8_t>(format::PayloadState::kPartiallyPresent))
     return Error(ErrorCode::kUnsupported, "writing partially present blocks is not supported");
 
-  // §16: a new block at the end of the file; unwritten parts zero-filled, then the data. The
-  // BAT entry is logged only after a flush (commit_bat).
+  // §16: a new block (reading as zeros, see allocate_block), then the data. The BAT entry is
+  // logged only after a flush (commit_bat).
   VHDX_ASSIGN_OR_RETURN(std::uint64_t at, allocate_block());
-  VHDX_TRY(write_zeros(at, in_block));
   VHDX_TRY(file_->write_at(at + in_block, data));
-  const std::uint64_t after = in_block + data.size();
-  VHDX_TRY(write_zeros(at + after, geometry_.block_size - after));
   unflushed_allocation_ = true;
   const std::uint64_t index = geometry_.payload_entry_index(block);
   return set_pending(
@@ -886,8 +890,17 @@ Result<void> Engine::write_block(std::uint64_t block, std::uint64_t in_block,
 }
 
 Result<std::uint64_t> Engine::allocate_block() {
-  // Past the real end of the file: trailing space there may hold anything (an allocation a crash
-  // cut short), so it is never reused.
+  if (!free_space_scanned_) VHDX_TRY(scan_free_space());
+  if (!free_slots_.empty()) {
+    // Invariant 11: a free slot is referenced by nothing durable. Punching it makes the parts
+    // the caller does not write read as zeros; it is durable with the data, before the BAT entry.
+    const std::uint64_t at = *free_slots_.begin();
+    free_slots_.erase(free_slots_.begin());
+    VHDX_TRY(file_->punch_hole(at, geometry_.block_size));
+    return at;
+  }
+  // Past the end of the file: extending it makes the new block read as zeros without writing
+  // them (sparse on the host).
   VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file_->size());
   auto at = align_up(std::max(size, format::kHeaderSectionSize), kMiB);
   if (!at) return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
@@ -895,8 +908,60 @@ Result<std::uint64_t> Engine::allocate_block() {
   // FileOffsetMB is 44 bits.
   if (!end || *end > (std::uint64_t{1} << 63))
     return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
+  VHDX_TRY(file_->truncate(*end));
   info_.file_size = std::max(info_.file_size, *end);
   return *at;
+}
+
+Result<void> Engine::scan_free_space() {
+  // Everything the file holds that something references: the header section, the log, every
+  // region, every BAT entry with an offset (whatever its state, so nothing another writer left
+  // there is ever overwritten) and blocks allocated in this session but not yet committed.
+  struct Span {
+    std::uint64_t offset;
+    std::uint64_t length;
+  };
+  std::vector<Span> used;
+  used.push_back({0, format::kHeaderSectionSize});
+  if (log_.length > 0) used.push_back({log_.offset, log_.length});
+  for (const auto& region : info_.regions) used.push_back({region.file_offset, region.length});
+  const std::uint64_t per_chunk = geometry_.chunk_ratio + 1;
+  VHDX_TRY(for_each_bat_entry([&](std::uint64_t index, std::uint64_t raw) -> Result<void> {
+    const std::uint64_t offset = format::decode_bat_entry(raw).file_offset;
+    if (offset == 0) return ok();
+    const bool bitmap = index % per_chunk == geometry_.chunk_ratio;
+    used.push_back({offset, bitmap ? kMiB : geometry_.block_size});
+    return ok();
+  }));
+  for (const auto& [index, raw] : pending_bat_) {
+    const std::uint64_t offset = format::decode_bat_entry(raw).file_offset;
+    if (offset != 0) used.push_back({offset, geometry_.block_size});
+  }
+  std::sort(used.begin(), used.end(),
+            [](const Span& a, const Span& b) { return a.offset < b.offset; });
+
+  // Gaps before the end of the file, cut into 1 MiB-aligned block-sized slots. The list is
+  // capped: slots beyond it are merely not reused (the file grows instead).
+  VHDX_ASSIGN_OR_RETURN(const std::uint64_t file_size, file_->size());
+  std::uint64_t cursor = 0;
+  auto add_gap = [&](std::uint64_t gap_end) {
+    auto slot = align_up(cursor, kMiB);
+    while (slot && free_slots_.size() < kMaxFreeSlots) {
+      auto slot_end = checked_add(*slot, geometry_.block_size);
+      if (!slot_end || *slot_end > gap_end) break;
+      free_slots_.insert(*slot);
+      slot = *slot_end;
+    }
+  };
+  for (const Span& span : used) {
+    if (span.offset >= file_size) break;
+    if (span.offset > cursor) add_gap(span.offset);
+    auto end = checked_add(span.offset, span.length);
+    cursor = std::max(cursor, end ? *end : UINT64_MAX);
+  }
+  if (cursor < file_size) add_gap(file_size);
+  free_space_scanned_ = true;
+  return ok();
 }
 
 Result<void> Engine::write_zeros(std::uint64_t file_offset, std::uint64_t length) {
@@ -952,6 +1017,15 @@ Result<void> Engine::commit_bat() {
   for (const auto& [index, raw] : pending_bat_) bat_.update(index, raw);
   pending_bat_.clear();
   pending_sectors_.clear();
+  // Invariant 11: the entries releasing these blocks are durable in the log, so nothing a
+  // reopen could see points at them any more.
+  std::vector<std::uint64_t> released;
+  released.swap(pending_release_);
+  for (std::uint64_t offset : released) {
+    if (auto r = file_->punch_hole(offset, geometry_.block_size); !r)
+      return std::move(r).error().with_context("releasing a discarded block");
+    if (free_space_scanned_ && free_slots_.size() < kMaxFreeSlots) free_slots_.insert(offset);
+  }
   return ok();
 }
 
@@ -990,6 +1064,8 @@ Result<void> Engine::discard_impl(std::uint64_t offset, std::uint64_t length, bo
       // Blocks that already read as zeros by definition are left alone: no change, no new
       // DataWriteGuid.
       VHDX_TRY(begin_session(true));
+      // The block's space is freed once this change is durable in the log (commit_bat).
+      if (state == PayloadState::kFullyPresent) pending_release_.push_back(mapping.file_offset);
       VHDX_TRY(set_pending(geometry_.payload_entry_index(block),
                            format::encode_bat_entry(static_cast<std::uint8_t>(target), 0)));
     }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,8 +36,14 @@ struct BlockMapping {
 //   replay), one header update (§4, to the non-current slot, flushed, then repeated so both
 //   slots agree) sets a new FileWriteGuid, a new DataWriteGuid (data changes only) and a fresh
 //   LogGuid; an empty log entry under that GUID is written and flushed right after.
-// - New payload blocks are appended at the first 1 MiB boundary at or past the end of the file
-//   (never in trailing space, whose content is unknown); their unwritten parts are zero-filled.
+// - A new payload block takes the lowest free 1 MiB-aligned slot inside the file (space no BAT
+//   entry, region, log or header references: found by one BAT scan at the first allocation,
+//   plus blocks this engine released), punched so it reads as zeros; otherwise it is appended
+//   at the first 1 MiB boundary at or past the end of the file, which is extended (not
+//   zero-filled) so the block reads as zeros. Either way the data follows, and the block is
+//   durable before its BAT entry is logged (invariant 6).
+// - A discarded block's space becomes free only once the BAT change releasing it is durable in
+//   the log (invariant 11); it is then punched (the host reclaims it) and reusable.
 // - BAT changes are batched in memory (reads see them at once) and committed on flush(),
 //   close(), or when kMaxPendingBatSectors sectors are pending: flush the file (new
 //   data durable, invariant 6), log the 4 KiB BAT sectors, flush (invariant 7), write them in
@@ -142,6 +149,11 @@ class Engine {
   Result<void> write_block(std::uint64_t block, std::uint64_t in_block,
                            std::span<const std::uint8_t> data);
   Result<std::uint64_t> allocate_block();
+  // Streams the whole BAT from the file (not through the cache), entry by entry.
+  using BatVisitor = std::function<Result<void>(std::uint64_t index, std::uint64_t raw)>;
+  Result<void> for_each_bat_entry(const BatVisitor& visit);
+  // Finds free block-sized slots inside the file (one streamed pass over the BAT).
+  Result<void> scan_free_space();
   Result<void> write_zeros(std::uint64_t file_offset, std::uint64_t length);
   Result<void> set_pending(std::uint64_t index, std::uint64_t raw);
   Result<void> commit_bat();
@@ -195,6 +207,11 @@ class Engine {
   std::map<std::uint64_t, std::uint64_t> pending_bat_;  // BAT index -> raw, not yet logged
   std::set<std::uint64_t> pending_sectors_;             // 4 KiB BAT sectors they fall in
   bool unflushed_allocation_ = false;  // new block data written since the last flush
+  // Free-space reuse: slots known free (file offsets of block-sized, 1 MiB-aligned spans that
+  // nothing durable references), and blocks released by BAT changes not yet logged.
+  bool free_space_scanned_ = false;
+  std::set<std::uint64_t> free_slots_;
+  std::vector<std::uint64_t> pending_release_;
 };
 
 }  // namespace vhdx::image

@@ -1,14 +1,18 @@
 // Component tests of the engine's write path on in-memory images: writes at every alignment,
 // discard, the header protocol, the log, sticky failure and crashes at every write.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "format/log_entry.h"
 #include "image/engine.h"
 #include "image/test_image.h"
+#include "io/posix_file.h"
 #include "log/sequence.h"
 
 namespace vhdx::image {
@@ -410,6 +414,134 @@ TEST(EngineWrite, SessionStartsWithAHeaderUpdate) {
   ASSERT_TRUE(o.engine->close());
   EXPECT_EQ(info.headers[0].sequence_number, 14u);
   EXPECT_EQ(info.headers[1].sequence_number, 15u);
+}
+
+std::uint64_t block_offset(Engine& engine, std::uint64_t block) {
+  auto mapping = engine.lookup_block(block);
+  EXPECT_TRUE(mapping) << mapping.error().to_string();
+  if (!mapping) return 0;
+  EXPECT_EQ(mapping->state, static_cast<std::uint8_t>(format::PayloadState::kFullyPresent));
+  return mapping->file_offset;
+}
+
+// A discarded block's space is reused once the discard is durable (flushed through the log),
+// and the reused block reads as zeros apart from what was written.
+TEST(EngineWrite, DiscardedSpaceIsReusedOnceDurable) {
+  TestImage t = base_image();
+  std::vector<std::uint8_t> model = t.expected_disk();
+  Opened o = open_writable(t.bytes());
+  Engine& e = *o.engine;
+  const std::uint64_t block0 = block_offset(e, 0);
+  ASSERT_TRUE(e.discard(0, kMiB, true));
+  std::fill_n(model.begin(), kMiB, 0);
+  ASSERT_TRUE(e.flush());
+  const std::uint64_t size_before = o.mem->bytes().size();
+  // Block 3 (the partial last block) is not present: it takes block 0's old space.
+  write_both(e, model, 3 * kMiB + 4096, pattern(8192, 0x55));
+  EXPECT_EQ(block_offset(e, 3), block0);
+  EXPECT_EQ(o.mem->bytes().size(), size_before);
+  EXPECT_EQ(read_all(e), model);
+  ASSERT_TRUE(e.close());
+  o.engine.reset();
+  auto reopened = open_read_only(o.mem->bytes());
+  EXPECT_EQ(read_all(*reopened), model);
+  EXPECT_EQ(block_offset(*reopened, 3), block0);
+}
+
+// Until the BAT change releasing a block is in the log, its space still belongs to it: a crash
+// before that commit must find the old data there.
+TEST(EngineWrite, DiscardedSpaceIsNotReusedBeforeTheDiscardIsLogged) {
+  TestImage t = base_image();
+  std::vector<std::uint8_t> model = t.expected_disk();
+  Opened o = open_writable(t.bytes());
+  Engine& e = *o.engine;
+  const std::uint64_t block0 = block_offset(e, 0);
+  const std::uint64_t size_before = o.mem->bytes().size();
+  ASSERT_TRUE(e.discard(0, kMiB, false));
+  write_both(e, model, 3 * kMiB, pattern(512, 0x66));
+  std::fill_n(model.begin(), kMiB, 0);
+  const std::uint64_t block3 = block_offset(e, 3);
+  EXPECT_NE(block3, block0);
+  EXPECT_GE(block3, size_before);
+  EXPECT_EQ(read_all(e), model);
+}
+
+// Free space left by an earlier session (a discard, then close) is found by the next session.
+TEST(EngineWrite, FreeSpaceFromAnEarlierSessionIsReused) {
+  TestImage t = base_image();
+  std::vector<std::uint8_t> model = t.expected_disk();
+  std::uint64_t block2 = 0;
+  {
+    Opened o = open_writable(t.bytes());
+    block2 = block_offset(*o.engine, 2);
+    ASSERT_TRUE(o.engine->discard(2 * kMiB, kMiB, true));
+    ASSERT_TRUE(o.engine->close());
+    o.engine.reset();
+    t.bytes() = o.mem->bytes();
+  }
+  std::fill_n(model.begin() + 2 * kMiB, kMiB, 0);
+  Opened o = open_writable(t.bytes());
+  const std::uint64_t size_before = o.mem->bytes().size();
+  write_both(*o.engine, model, kMiB + 100, pattern(3000, 0x77));  // block 1 was ZERO
+  EXPECT_EQ(block_offset(*o.engine, 1), block2);
+  EXPECT_EQ(o.mem->bytes().size(), size_before);
+  ASSERT_TRUE(o.engine->close());
+  o.engine.reset();
+  EXPECT_EQ(read_all(*open_read_only(o.mem->bytes())), model);
+}
+
+// An entry of any state that carries a file offset keeps that space from being reused, even
+// a ZERO entry another writer left an offset in.
+TEST(EngineWrite, SpaceNamedByAnyEntryIsNeverReused) {
+  TestImage t = base_image();
+  const std::uint64_t kept = t.allocate(3, 0x42);  // appended after block 2
+  t.set_payload(3, format::PayloadState::kZero, kept);
+  // Unreferenced space after it, inside the file: the one free slot.
+  t.bytes().resize(kept + 2 * kMiB);
+  std::vector<std::uint8_t> model = t.expected_disk();
+  Opened o = open_writable(t.bytes());
+  write_both(*o.engine, model, kMiB, pattern(512, 0x11));
+  EXPECT_EQ(block_offset(*o.engine, 1), kept + kMiB);
+  EXPECT_EQ(o.mem->bytes().size(), kept + 2 * kMiB);
+  EXPECT_EQ(read_all(*o.engine), model);
+  // The kept block's bytes are untouched.
+  EXPECT_EQ(o.mem->bytes()[kept + 1], static_cast<std::uint8_t>(0x42 + 7));
+}
+
+// A new block appended to a real file is not written out whole: the file is extended, so the
+// host allocates only what was written.
+TEST(EngineWrite, NewBlocksAreSparseOnTheHost) {
+  TestImage t({.block_size = 32 * kMiB, .virtual_size = 64 * kMiB});
+  char dir_template[] = "/tmp/vhdx-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/sparse.vhdx";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(t.bytes().data()),
+              static_cast<std::streamsize>(t.bytes().size()));
+  }
+  auto before = allocated_bytes(path);
+  ASSERT_TRUE(before);
+  std::vector<std::uint8_t> model = t.expected_disk();
+  {
+    auto file = open_posix_file(path, {.writable = true});
+    ASSERT_TRUE(file) << file.error().to_string();
+    auto engine = Engine::open(std::move(*file), {.read_only = false});
+    ASSERT_TRUE(engine) << engine.error().to_string();
+    write_both(**engine, model, 32 * kMiB + 8192, pattern(4096, 0x5A));
+    ASSERT_TRUE((*engine)->close());
+    EXPECT_EQ((*engine)->info().file_size, t.bytes().size() + 32 * kMiB);
+  }
+  auto after = allocated_bytes(path);
+  ASSERT_TRUE(after);
+  EXPECT_LT(*after - *before, 1 * kMiB) << "the 32 MiB block was written out";
+  auto file = open_posix_file(path, {});
+  ASSERT_TRUE(file);
+  auto engine = Engine::open(std::move(*file), {});
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(read_all(**engine), model);
+  std::remove(path.c_str());
+  rmdir(dir_template);
 }
 
 // Crash after every possible number of writes: the image always reopens (replaying its log),
