@@ -474,6 +474,37 @@ TEST(Corpus, DirtyLogReplaysInMemoryOnReadOnlyOpen) {
   EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
 }
 
+// A writable open replays the same log in place: the contents are the ones the read-only open
+// shows, and a second open finds an empty log (both headers' LogGuid zero) and the same bytes.
+TEST(Corpus, DirtyLogReplaysInPlaceOnWritableOpen) {
+  const std::string path = image_path(kDirtyLog);
+  const std::string file_hash = sha256_file(path);
+  {
+    auto image = Image::open(path, OpenOptions{.read_only = false});
+    ASSERT_TRUE(image) << image.error().to_string();
+    EXPECT_EQ((*image)->info().log_state, LogState::kEmpty);
+    EXPECT_EQ(sha256_hex(read_all(**image)), kDirtyLogReplayedSha256);
+    ASSERT_TRUE((*image)->close());
+  }
+  EXPECT_NE(sha256_file(path), file_hash) << "the replay did not change the file";
+  auto image = open_image(path, /*allow_dirty_log=*/false);
+  ASSERT_NE(image, nullptr);
+  EXPECT_EQ(image->info().log_state, LogState::kEmpty);
+  EXPECT_EQ(image->info().log_entries, 0u);
+  for (const auto& header : image->info().headers) {
+    EXPECT_TRUE(header.valid) << header.invalid_reason;
+    EXPECT_TRUE(header.log_guid.is_zero());
+  }
+  EXPECT_EQ(sha256_hex(read_all(*image)), kDirtyLogReplayedSha256);
+  image.reset();
+  // QEMU, which refuses the dirty original read-only, reads the replayed file the same way.
+  if (testing::have_program("qemu-img")) {
+    const std::string out = testing::make_temp_dir() + "/qemu.raw";
+    ASSERT_EQ(testing::run_command("qemu-img convert -O raw '" + path + "' '" + out + "'"), 0);
+    EXPECT_EQ(sha256_file(out), kDirtyLogReplayedSha256);
+  }
+}
+
 // A dirty log that cannot be replayed (the file lost its tail, so it is shorter than the log's
 // flushed file offset) fails a plain open, and an inspection open refuses reads with the reason.
 TEST(Corpus, UnreplayableLogFailsUnlessInspecting) {
