@@ -725,17 +725,23 @@ Result<void> Engine::write_header_update(format::Header next) {
 }
 
 Result<void> Engine::replay_log() {
-  // §4: the FileWriteGuid changes before anything else, replay included. LogGuid stays, so a
-  // crash during replay replays again.
-  format::Header next = header_;
-  next.file_write_guid = Guid::random();
-  VHDX_TRY(write_header_update(next));
-  file_guid_set_ = true;
   if (log_.length > UINT32_MAX) return corrupt("log length does not fit 32 bits");
+  // Find and plan first (both only read), so a log that cannot be replayed fails the open with
+  // the file untouched.
   VHDX_ASSIGN_OR_RETURN(
       auto sequence,
       log::find_active_sequence(*file_, log_.offset, static_cast<std::uint32_t>(log_.length),
                                 header_.log_guid));
+  if (sequence) {
+    VHDX_ASSIGN_OR_RETURN(const std::uint64_t size, file_->size());
+    VHDX_TRY(log::plan_replay(*sequence, size));
+  }
+  // §4: the FileWriteGuid changes before anything is written, replay included. LogGuid stays,
+  // so a crash during replay replays again.
+  format::Header next = header_;
+  next.file_write_guid = Guid::random();
+  VHDX_TRY(write_header_update(next));
+  file_guid_set_ = true;
   // No valid sequence: nothing was made durable under this GUID (a crash between the header
   // update naming it and its first entry), so there is nothing to replay.
   if (sequence) {
@@ -760,12 +766,12 @@ Result<void> Engine::replay_log_in_memory() {
     replayed_in_memory_ = true;
     return ok();
   }
-  info_.log_entries = sequence->entries.size();
-  info_.log_first_sequence = sequence->entries.front().header.sequence_number;
-  info_.log_last_sequence = sequence->head_sequence();
   // Check the plan first: OverlayFile::create consumes the file even when it fails.
   VHDX_ASSIGN_OR_RETURN(const std::uint64_t size, file_->size());
   VHDX_TRY(log::plan_replay(*sequence, size));
+  info_.log_entries = sequence->entries.size();
+  info_.log_first_sequence = sequence->entries.front().header.sequence_number;
+  info_.log_last_sequence = sequence->head_sequence();
   VHDX_ASSIGN_OR_RETURN(auto overlay, log::OverlayFile::create(std::move(file_), *sequence));
   file_ = std::move(overlay);
   replayed_in_memory_ = true;
@@ -967,7 +973,9 @@ Result<void> Engine::scan_free_space() {
 Result<void> Engine::write_zeros(std::uint64_t file_offset, std::uint64_t length) {
   static const std::vector<std::uint8_t> zeros(kZeroChunk, 0);
   while (length > 0) {
-    const std::uint64_t n = std::min(length, kZeroChunk);
+    // Pieces end on kZeroChunk boundaries of the file, so no sector is split between two
+    // writes (a crash between them would leave it half zeroed: neither old nor new).
+    const std::uint64_t n = std::min(length, kZeroChunk - file_offset % kZeroChunk);
     VHDX_TRY(file_->write_at(file_offset, std::span(zeros).first(n)));
     file_offset += n;
     length -= n;
