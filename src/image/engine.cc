@@ -907,14 +907,18 @@ Result<std::uint64_t> Engine::allocate_block() {
   }
   // Past the end of the file: extending it makes the new block read as zeros without writing
   // them (sparse on the host).
-  VHDX_ASSIGN_OR_RETURN(std::uint64_t size, file_->size());
-  auto at = align_up(std::max(size, format::kHeaderSectionSize), kMiB);
+  if (!file_end_known_) {
+    VHDX_ASSIGN_OR_RETURN(file_end_, file_->size());
+    file_end_known_ = true;
+  }
+  auto at = align_up(std::max(file_end_, format::kHeaderSectionSize), kMiB);
   if (!at) return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
   auto end = checked_add(*at, geometry_.block_size);
   // FileOffsetMB is 44 bits.
   if (!end || *end > (std::uint64_t{1} << 63))
     return Error(ErrorCode::kNoSpace, "block allocation: file offset overflows");
   VHDX_TRY(file_->truncate(*end));
+  file_end_ = *end;
   info_.file_size = std::max(info_.file_size, *end);
   return *at;
 }
@@ -1012,16 +1016,18 @@ Result<void> Engine::commit_bat() {
     }
     store_le64(updates.back().data, index * format::kBatEntrySize % kBatSectorSize, raw);
   }
-  // Invariant 7: logged and flushed, then written in place (flushed by a later flush).
-  std::uint64_t last_sequence = 0;
+  // Invariant 7: each entry logged and flushed, then written in place (flushed by a later
+  // flush). One entry at a time, so every earlier entry is applied when the next is appended and
+  // the writer can always reclaim ring space. Any prefix of the entries is a consistent BAT:
+  // every block they publish is already durable.
   for (std::size_t first = 0; first < updates.size(); first += kMaxSectorsPerEntry) {
-    const std::size_t count = std::min(kMaxSectorsPerEntry, updates.size() - first);
-    VHDX_ASSIGN_OR_RETURN(last_sequence,
-                          log_writer_->append(std::span(updates).subspan(first, count)));
+    const auto group =
+        std::span(updates).subspan(first, std::min(kMaxSectorsPerEntry, updates.size() - first));
+    VHDX_ASSIGN_OR_RETURN(const std::uint64_t sequence, log_writer_->append(group));
+    VHDX_TRY(log_writer_->flush());
+    for (const auto& update : group) VHDX_TRY(file_->write_at(update.file_offset, update.data));
+    log_writer_->mark_applied(sequence);
   }
-  VHDX_TRY(log_writer_->flush());
-  for (const auto& update : updates) VHDX_TRY(file_->write_at(update.file_offset, update.data));
-  log_writer_->mark_applied(last_sequence);
   for (const auto& [index, raw] : pending_bat_) bat_.update(index, raw);
   pending_bat_.clear();
   pending_sectors_.clear();

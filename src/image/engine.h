@@ -46,8 +46,9 @@ struct BlockMapping {
 //   the log (invariant 11); it is then punched (the host reclaims it) and reusable.
 // - BAT changes are batched in memory (reads see them at once) and committed on flush(),
 //   close(), or when kMaxPendingBatSectors sectors are pending: flush the file (new
-//   data durable, invariant 6), log the 4 KiB BAT sectors, flush (invariant 7), write them in
-//   place. The in-place writes are flushed by the next flush.
+//   data durable, invariant 6), then for each run of up to kMaxSectorsPerEntry changed 4 KiB
+//   BAT sectors: log them, flush (invariant 7), write them in place. The in-place writes are
+//   flushed by the next flush.
 // - close() (also run by the destructor, best effort): commit, flush, then a header update that
 //   clears LogGuid (invariant 9).
 // - Any failed write, flush or log operation makes the engine fail every later call with kFailed
@@ -60,8 +61,9 @@ class Engine {
  public:
   // BAT bytes kept in memory at most; small BATs end up fully cached.
   static constexpr std::uint64_t kDefaultBatCacheBytes = 64 * 1024 * 1024;
-  // Distinct 4 KiB BAT sectors changed in memory before they are committed through the log.
-  static constexpr std::size_t kMaxPendingBatSectors = 64;
+  // Distinct 4 KiB BAT sectors changed in memory before they are committed through the log
+  // (a commit costs one flush per kMaxSectorsPerEntry of them, plus one).
+  static constexpr std::size_t kMaxPendingBatSectors = 256;
   // Data sectors per log entry at most (a 1 MiB log holds several such entries).
   static constexpr std::size_t kMaxSectorsPerEntry = 64;
 
@@ -207,6 +209,10 @@ class Engine {
   std::map<std::uint64_t, std::uint64_t> pending_bat_;  // BAT index -> raw, not yet logged
   std::set<std::uint64_t> pending_sectors_;             // 4 KiB BAT sectors they fall in
   bool unflushed_allocation_ = false;  // new block data written since the last flush
+  // Where the file ends, kept by the allocator once known (nothing else grows the file during a
+  // session), so an allocation costs no size() call.
+  std::uint64_t file_end_ = 0;
+  bool file_end_known_ = false;
   // Free-space reuse: slots known free (file offsets of block-sized, 1 MiB-aligned spans that
   // nothing durable references), and blocks released by BAT changes not yet logged.
   bool free_space_scanned_ = false;
