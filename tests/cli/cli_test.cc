@@ -574,7 +574,7 @@ TEST(CliErrors, BadArgumentsAndUnsupportedFormats) {
     std::string args;
     std::string err_start;
   } cases[] = {
-      {"", "vhdx: missing command (one of info, map, convert, io, probe, create, check)\n"},
+      {"", "vhdx: missing command (one of info, map, convert, io, probe, create, check, bench)\n"},
       {"frobnicate x", "vhdx: unknown command 'frobnicate'"},
       {"info", "vhdx: IMAGE is required\n"},
       {"info --output=xml " + quote(image), "vhdx: --output: invalid output format 'xml'"},

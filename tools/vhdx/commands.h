@@ -19,6 +19,7 @@ void add_io_command(CLI::App& app, int& status);
 void add_probe_command(CLI::App& app, int& status);
 void add_create_command(CLI::App& app, int& status);
 void add_check_command(CLI::App& app, int& status);
+void add_bench_command(CLI::App& app, int& status);
 
 // Prints "vhdx: <message> (<code>)" on stderr and returns exit status 1.
 int report_error(const Error& error);

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   add_probe_command(app, status);
   add_create_command(app, status);
   add_check_command(app, status);
+  add_bench_command(app, status);
   // Name the problem when the command itself is missing or misspelt (CLI11 would only say
   // that a subcommand is required).
   std::string names;
