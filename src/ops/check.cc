@@ -1,6 +1,7 @@
 #include "ops/check.h"
 
 #include <algorithm>
+#include <string_view>
 #include <vector>
 
 #include "base/checked_math.h"
@@ -110,6 +111,38 @@ std::uint64_t reserved_end(const ImageInfo& info) {
   end = *align_up(end, format::kObjectAlignment) + kQemuPayloadGap;
   if (info.leave_blocks_allocated) end += *align_up(info.virtual_size, format::kObjectAlignment);
   return end;
+}
+
+// The log facts of an opened image. The engine's read-only open already replayed a dirty log in
+// memory when it could; when it could not, reads fail with the reason, which is kept here.
+void fill_log_report(image::Engine& engine, CheckLogReport& log) {
+  const ImageInfo& info = engine.info();
+  const HeaderInfo& header = info.headers[info.current_header];
+  log.known = true;
+  log.state = info.log_state;
+  log.guid = header.log_guid;
+  log.offset = header.log_offset;
+  log.length = header.log_length;
+  log.entries = info.log_entries;
+  log.first_sequence = info.log_first_sequence;
+  log.last_sequence = info.log_last_sequence;
+  if (info.log_state != LogState::kNeedsReplay) return;
+  if (engine.log_replayed_in_memory()) {
+    log.replayed = true;
+    return;
+  }
+  auto readable = engine.check_readable();
+  if (readable) {
+    log.replay_error = "the open did not replay it";
+    return;
+  }
+  // The engine wraps the replay's own reason: "... (log replay (in memory): log: REASON)".
+  std::string reason = readable.error().message();
+  constexpr std::string_view kWrapper = "(log replay (in memory): ";
+  if (const auto at = reason.find(kWrapper); at != std::string::npos && reason.back() == ')')
+    reason = reason.substr(at + kWrapper.size(), reason.size() - at - kWrapper.size() - 1);
+  if (reason.starts_with("log: ")) reason.erase(0, 5);
+  log.replay_error = reason;
 }
 
 class BatChecker {
@@ -238,16 +271,22 @@ class BatChecker {
 Result<CheckReport> check_image(std::unique_ptr<File> file) {
   CheckReport report;
   VHDX_ASSIGN_OR_RETURN(report.file_size, file->size());
-  VHDX_TRY(check_header_section(*file, report.file_size, report));
+  // The header section as the file holds it; redone below when a replayed log changed it.
+  CheckReport section;
+  VHDX_TRY(check_header_section(*file, report.file_size, section));
 
   OpenOptions options;
   options.read_only = true;
   options.allow_dirty_log = true;
   auto engine = image::Engine::open(std::move(file), options);
   if (!engine) {
+    for (std::string& m : section.corruptions) report.add_corruption(std::move(m));
     switch (engine.error().code()) {
       case ErrorCode::kCorrupt:
-        report.add_corruption(engine.error().message());
+        // Both headers invalid: the engine names one the header pass already reported.
+        if (std::find(report.corruptions.begin(), report.corruptions.end(),
+                      engine.error().message()) == report.corruptions.end())
+          report.add_corruption(engine.error().message());
         return report;
       case ErrorCode::kUnsupported:
       case ErrorCode::kNeedsLogReplay:
@@ -258,14 +297,23 @@ Result<CheckReport> check_image(std::unique_ptr<File> file) {
     }
   }
   image::Engine& e = **engine;
+  const ImageInfo& info = e.info();
+  fill_log_report(e, report.log);
+  // The log may update the region tables: check what a replayed file holds (an overlay).
+  if (report.log.replayed && report.log.entries != 0) {
+    section = CheckReport{};
+    VHDX_TRY(check_header_section(e.file(), info.file_size, section));
+  }
+  for (std::string& m : section.corruptions) report.add_corruption(std::move(m));
+  report.file_size = info.file_size;
   report.total_blocks = e.payload_blocks();
-  if (e.info().log_state == LogState::kNeedsReplay) {
-    report.check_errors.push_back(
-        "log: the log holds updates that must be replayed before the BAT can be checked");
+  if (!report.log.replay_error.empty()) {
+    report.add_corruption("log: the active sequence cannot be replayed: " +
+                          report.log.replay_error);
     return report;
   }
   VHDX_TRY(BatChecker(e, report).run());
-  const std::uint64_t used = std::max(report.image_end_offset, reserved_end(e.info()));
+  const std::uint64_t used = std::max(report.image_end_offset, reserved_end(info));
   if (report.file_size > used) {
     report.leaked_bytes = report.file_size - used;
     report.leaked_clusters = ceil_div(report.leaked_bytes, format::kObjectAlignment);

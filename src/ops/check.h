@@ -1,7 +1,10 @@
 // Consistency check of a VHDX image (read-only): both headers, both region table copies, the
-// metadata and log state (through the engine's open), and every BAT entry (state valid for the
-// disk type, space inside the file, no overlap with the header section, log, regions or any
-// other block), then space at the end of the file that nothing references (leaks).
+// log (inside the file, clear of the header section and every region; a dirty log's active
+// sequence must replay), the metadata (through the engine's open), and every BAT entry (state
+// valid for the disk type, space inside the file, no overlap with the header section, log,
+// regions or any other block), then space at the end of the file that nothing references
+// (leaks). A dirty log is replayed in memory only and the image as it reads after replay is what
+// gets checked; the file is never written.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +14,29 @@
 
 #include "vhdx/error.h"
 #include "vhdx/file.h"
+#include "vhdx/guid.h"
+#include "vhdx/types.h"
 
 namespace vhdx::ops {
+
+// The log as the check found it.
+struct CheckLogReport {
+  // Whether the facts below are known: false when the image could not be opened at all.
+  bool known = false;
+  // kNeedsReplay when the current header names a log GUID (the image was not closed cleanly).
+  LogState state = LogState::kEmpty;
+  Guid guid;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  // The active sequence under that GUID (0 entries: nothing to replay).
+  std::uint64_t entries = 0;
+  std::uint64_t first_sequence = 0;
+  std::uint64_t last_sequence = 0;
+  // The sequence was replayed in memory and the replayed image is what was checked.
+  bool replayed = false;
+  // Why a dirty log could not be replayed (also reported as a corruption); empty otherwise.
+  std::string replay_error;
+};
 
 struct CheckReport {
   // Format violations found; messages name the structure. At most kMaxMessages are kept, the
@@ -27,7 +51,9 @@ struct CheckReport {
   std::uint64_t total_blocks = 0;
   std::uint64_t allocated_blocks = 0;  // FULLY_ or PARTIALLY_PRESENT payload blocks
   std::uint64_t image_end_offset = 0;  // end of the last referenced object
+  // The file's size; after an in-memory replay, the size the replayed file has.
   std::uint64_t file_size = 0;
+  CheckLogReport log;
 
   static constexpr std::size_t kMaxMessages = 1000;
   void add_corruption(std::string message);
@@ -35,7 +61,8 @@ struct CheckReport {
 
 // Checks the image in `file`. An Error only when the file cannot be read or is not VHDX
 // at all (kNotVhdx, kIo); an image the engine refuses as kCorrupt is a report with that
-// corruption, and kUnsupported / kNeedsLogReplay findings become check_errors.
+// corruption, and kUnsupported findings become check_errors. A dirty log that cannot be
+// replayed is a corruption naming the reason.
 Result<CheckReport> check_image(std::unique_ptr<File> file);
 
 }  // namespace vhdx::ops

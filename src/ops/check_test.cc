@@ -9,6 +9,7 @@
 #include "base/endian.h"
 #include "format/bat.h"
 #include "format/constants.h"
+#include "format/log_entry.h"
 #include "format/region_table.h"
 #include "image/test_image.h"
 #include "io/mem_file.h"
@@ -193,6 +194,174 @@ TEST(CheckTest, NotVhdxIsAnError) {
   auto r = check_image(std::make_unique<MemFile>(std::vector<std::uint8_t>(2 * kMiB, 0), false));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kNotVhdx);
+}
+
+// The dirty-log images below: Dynamic's image with the current header naming kLogGuid and one
+// log entry (sequence 7) at the start of the log that rewrites the first BAT sector.
+const Guid kLogGuid = *Guid::parse("c3f5caec-4c1d-c54e-90d5-48e9bc17ac53");
+
+// Makes `d` dirty: its log holds one entry rewriting the BAT sector holding `block`'s entry to
+// map it FULLY_PRESENT at `offset`, while the file's BAT still says what it said before. The
+// entry promises a file of at least `flushed` bytes.
+std::vector<std::uint8_t> dirty_image(Dynamic& d, std::uint64_t block, std::uint64_t offset,
+                                      std::uint64_t flushed) {
+  d.t.header(1).log_guid = kLogGuid;
+  d.t.write_headers();
+  std::vector<std::uint8_t> bytes = d.t.bytes_view();
+  const std::uint64_t entry_at = d.bat_entry(block);
+  const std::uint64_t sector = entry_at / 4096 * 4096;
+  format::LogUpdate update;
+  update.file_offset = sector;
+  std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(sector), 4096, update.data.begin());
+  store_le64(update.data, entry_at - sector, format::encode_bat_entry(kPresent, offset));
+  format::LogEntryHeader header;
+  header.sequence_number = 7;
+  header.log_guid = kLogGuid;
+  header.flushed_file_offset = flushed;
+  header.last_file_offset = flushed;
+  const auto entry = format::encode_log_entry(header, std::span(&update, 1));
+  std::copy(entry.begin(), entry.end(),
+            bytes.begin() + static_cast<std::ptrdiff_t>(image::testing::kLogOffset));
+  return bytes;
+}
+
+TEST(CheckTest, CleanImageReportsAnEmptyLog) {
+  Dynamic d;
+  CheckReport r = check_bytes(d.t.bytes_view());
+  EXPECT_TRUE(r.log.known);
+  EXPECT_EQ(r.log.state, LogState::kEmpty);
+  EXPECT_TRUE(r.log.guid.is_zero());
+  EXPECT_EQ(r.log.offset, image::testing::kLogOffset);
+  EXPECT_EQ(r.log.length, kMiB);
+  EXPECT_EQ(r.log.entries, 0u);
+  EXPECT_FALSE(r.log.replayed);
+  EXPECT_TRUE(r.log.replay_error.empty());
+}
+
+// A clean image (zero log GUID) has nothing to replay, whatever its log region holds.
+TEST(CheckTest, GarbageInTheLogOfACleanImageIsFine) {
+  Dynamic d;
+  auto bytes = d.t.bytes_view();
+  std::uint32_t x = 12345;
+  for (std::uint64_t i = 0; i < kMiB; ++i) {
+    x = x * 1103515245 + 12345;
+    bytes[image::testing::kLogOffset + i] = static_cast<std::uint8_t>(x >> 16);
+  }
+  // A well-formed entry under some GUID the header does not name is garbage too.
+  const auto stale = dirty_image(d, 5, 64 * kMiB, 7 * kMiB);
+  std::copy_n(stale.begin() + static_cast<std::ptrdiff_t>(image::testing::kLogOffset), 8192,
+              bytes.begin() + static_cast<std::ptrdiff_t>(image::testing::kLogOffset));
+  CheckReport r = check_bytes(bytes);
+  EXPECT_EQ(r.corruption_count, 0u) << all(r);
+  EXPECT_TRUE(r.check_errors.empty()) << all(r);
+  EXPECT_EQ(r.log.state, LogState::kEmpty);
+  EXPECT_EQ(r.log.entries, 0u);
+  EXPECT_EQ(r.allocated_blocks, 3u);
+  EXPECT_EQ(r.leaked_bytes, 0u);
+}
+
+// The log maps block 5 to a new block at 7 MiB: the check sees the replayed BAT (4 blocks, the
+// new one accounted for), not the file's (3 blocks), and reports the log it replayed.
+TEST(CheckTest, DirtyLogIsReplayedAndTheReplayedImageChecked) {
+  Dynamic d;
+  d.t.bytes().resize(8 * kMiB, 0x5A);  // block 5's data, written before its BAT update
+  auto bytes = dirty_image(d, 5, 7 * kMiB, 8 * kMiB);
+  const auto before = bytes;
+  auto report = check_image(std::make_unique<MemFile>(bytes, false));
+  ASSERT_TRUE(report) << report.error().to_string();
+  const CheckReport& r = *report;
+  EXPECT_EQ(r.corruption_count, 0u) << all(r);
+  EXPECT_TRUE(r.check_errors.empty()) << all(r);
+  EXPECT_EQ(r.log.state, LogState::kNeedsReplay);
+  EXPECT_EQ(r.log.guid, kLogGuid);
+  EXPECT_EQ(r.log.entries, 1u);
+  EXPECT_EQ(r.log.first_sequence, 7u);
+  EXPECT_EQ(r.log.last_sequence, 7u);
+  EXPECT_TRUE(r.log.replayed);
+  EXPECT_TRUE(r.log.replay_error.empty());
+  EXPECT_EQ(r.allocated_blocks, 4u);
+  EXPECT_EQ(r.image_end_offset, 8 * kMiB);
+  EXPECT_EQ(r.leaked_bytes, 0u);
+  EXPECT_EQ(bytes, before);
+}
+
+// The replayed BAT is what gets validated: here the log maps block 6 past the end of the file,
+// which the file's own BAT does not.
+TEST(CheckTest, DamageThatOnlyTheReplayedImageHasIsReported) {
+  Dynamic d;
+  const auto clean = check_bytes(d.t.bytes_view());
+  ASSERT_EQ(clean.corruption_count, 0u) << all(clean);
+  CheckReport r = check_bytes(dirty_image(d, 6, 64 * kMiB, 7 * kMiB));
+  EXPECT_TRUE(r.log.replayed);
+  EXPECT_EQ(r.corruption_count, 1u) << all(r);
+  EXPECT_TRUE(mentions(r, "BAT: ")) << all(r);
+  EXPECT_TRUE(mentions(r, "extends past the end of the file")) << all(r);
+}
+
+// A log GUID with no entry under it: nothing was made durable, nothing to replay.
+TEST(CheckTest, DirtyHeaderWithAnEmptyLogHasNothingToReplay) {
+  Dynamic d;
+  d.t.header(1).log_guid = kLogGuid;
+  d.t.write_headers();
+  CheckReport r = check_bytes(d.t.bytes_view());
+  EXPECT_EQ(r.corruption_count, 0u) << all(r);
+  EXPECT_EQ(r.log.state, LogState::kNeedsReplay);
+  EXPECT_EQ(r.log.entries, 0u);
+  EXPECT_TRUE(r.log.replayed);
+  EXPECT_EQ(r.allocated_blocks, 3u);
+}
+
+// The entry promises a 1 GiB file; this one is 7 MiB: replaying it would read data that is not
+// there. A corruption naming the reason, and the BAT is not checked.
+TEST(CheckTest, UnreplayableLogIsACorruptionNamingTheReason) {
+  Dynamic d;
+  CheckReport r = check_bytes(dirty_image(d, 5, 7 * kMiB, 1024 * kMiB));
+  ASSERT_EQ(r.corruption_count, 1u) << all(r);
+  EXPECT_TRUE(r.check_errors.empty()) << all(r);
+  EXPECT_EQ(r.corruptions[0],
+            "log: the active sequence cannot be replayed: file is shorter (7340032) than the "
+            "log's flushed file offset (1073741824)");
+  EXPECT_EQ(r.log.state, LogState::kNeedsReplay);
+  EXPECT_FALSE(r.log.replayed);
+  EXPECT_NE(r.log.replay_error.find("flushed file offset"), std::string::npos);
+  EXPECT_EQ(r.allocated_blocks, 0u);
+}
+
+// Log placement: inside the file, past the header section, 1 MiB aligned, clear of every region.
+// Offsets the header codec refuses make both headers invalid (one corruption each); the others
+// stop the engine's open (one corruption). Dirty or clean, the same.
+TEST(CheckTest, LogRegionOutOfPlace) {
+  struct Case {
+    std::uint64_t offset;
+    std::uint64_t length;
+    std::uint64_t corruptions;
+    const char* message;
+  };
+  const Case cases[] = {
+      {6 * kMiB, 4 * kMiB, 1,
+       "log (offset 6291456, length 4194304): extends past the end of the file (7340032 bytes)"},
+      {0, kMiB, 2, "header 2: header: log offset 0x0 lies inside the header section (below 1 MiB)"},
+      {kMiB + 4096, kMiB, 2, "header 1: header: log offset 0x101000 is not a multiple of 1 MiB"},
+      {image::testing::kMetadataOffset, kMiB, 1,
+       "region table 1: region metadata (offset 2097152, length 1048576): overlaps the log"},
+      {image::testing::kBatOffset - kMiB / 2 * 2, 2 * kMiB, 1,
+       "region table 1: region BAT (offset 3145728, length 1048576): overlaps the log"},
+  };
+  for (bool dirty : {false, true}) {
+    for (const Case& c : cases) {
+      Dynamic d;
+      for (int i = 0; i < 2; ++i) {
+        d.t.header(i).log_offset = c.offset;
+        d.t.header(i).log_length = static_cast<std::uint32_t>(c.length);
+        if (dirty) d.t.header(i).log_guid = kLogGuid;
+      }
+      d.t.write_headers();
+      CheckReport r = check_bytes(d.t.bytes_view());
+      EXPECT_EQ(r.corruption_count, c.corruptions) << c.message << "\n" << all(r);
+      EXPECT_TRUE(mentions(r, c.message)) << all(r);
+      EXPECT_FALSE(r.log.known);
+    }
+  }
 }
 
 TEST(CheckTest, LeakedSpaceAtTheEnd) {

@@ -3,6 +3,7 @@
 // damaged and leaking images. Peer tools missing: the test skips, unless CI=true.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -322,13 +323,6 @@ TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
     EXPECT_EQ(r.status, 0) << rel << ": " << r.out << r.err;
     EXPECT_EQ(r.out.rfind("No errors were found on the image.\n", 0), 0u) << r.out;
   }
-  // A log that needs replay cannot be checked: status 1.
-  CliRun dirty =
-      vhdx("check " +
-           quote(testing::corpus_image("local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2")));
-  EXPECT_EQ(dirty.status, 1) << dirty.out;
-  EXPECT_NE(dirty.out.find("must be replayed"), std::string::npos) << dirty.out;
-
   REQUIRE_PROGRAM("qemu-img");
   for (const std::string& options :
        {std::string("subformat=dynamic"), std::string("subformat=fixed"),
@@ -340,6 +334,122 @@ TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
     EXPECT_EQ(j["corruptions"], 0) << options << j.dump();
     EXPECT_EQ(j["leaks"], 0) << options << j.dump();
   }
+}
+
+// The QEMU-made image whose log holds a pending BAT update: check replays it in memory and checks
+// the image as replayed (1 block allocated, which only the log says), leaving the file as it was.
+TEST_F(CreateCheckTest, CheckReplaysADirtyLogInMemory) {
+  const std::string image =
+      testing::corpus_image("local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2");
+  const std::string before = sha256_file(image);
+  ASSERT_EQ(before, "02904eeaf155e02ffea9d6922ced9219876fe2c59a251f06b786b4c4a1bbbf58");
+  json j = check_json(image, 0);
+  EXPECT_EQ(j["corruptions"], 0) << j.dump();
+  EXPECT_EQ(j["check-errors"], 0) << j.dump();
+  EXPECT_EQ(j["leaks"], 0) << j.dump();
+  EXPECT_EQ(j["total-clusters"], 16);
+  EXPECT_EQ(j["allocated-clusters"], 1);
+  const json& log = j["log"];
+  EXPECT_EQ(log["state"], "needs-replay") << j.dump();
+  EXPECT_EQ(log["guid"], "c3f5caec-4c1d-c54e-90d5-48e9bc17ac53");
+  EXPECT_EQ(log["offset"], kMiB);
+  EXPECT_EQ(log["length"], kMiB);
+  EXPECT_EQ(log["entries"], 1);
+  EXPECT_EQ(log["sequence-first"], 1);
+  EXPECT_EQ(log["sequence-last"], 1);
+  EXPECT_EQ(log["replayed"], true);
+  EXPECT_FALSE(log.contains("replay-error")) << j.dump();
+  CliRun human = vhdx("check " + quote(image));
+  EXPECT_EQ(human.status, 0) << human.out << human.err;
+  EXPECT_EQ(human.out.rfind("No errors were found on the image.\n", 0), 0u) << human.out;
+  EXPECT_NE(human.out.find("\nLog: needs replay: 1 entry, sequence 1..1, replayed in memory (the "
+                           "file is unchanged); the replayed image was checked\n"),
+            std::string::npos)
+      << human.out;
+  EXPECT_EQ(sha256_file(image), before) << "a read-only check must not change the file";
+
+  // Cut at 8 MiB, the file is shorter than the entry says it was when the entry was written: the
+  // log cannot be replayed, which is a corruption naming why (status 2).
+  ASSERT_EQ(::truncate(image.c_str(), 8 * kMiB), 0);
+  const std::string cut = sha256_file(image);
+  j = check_json(image, 2);
+  EXPECT_EQ(j["corruptions"], 1) << j.dump();
+  EXPECT_EQ(j["corruption-list"][0],
+            "log: the active sequence cannot be replayed: file is shorter (8388608) than the "
+            "log's flushed file offset (9437184)")
+      << j.dump();
+  EXPECT_EQ(j["allocated-clusters"], 0) << j.dump();
+  EXPECT_EQ(j["log"]["state"], "needs-replay");
+  EXPECT_EQ(j["log"]["replayed"], false);
+  EXPECT_NE(j["log"]["replay-error"].get<std::string>().find("flushed file offset (9437184)"),
+            std::string::npos)
+      << j.dump();
+  human = vhdx("check " + quote(image));
+  EXPECT_EQ(human.status, 2);
+  EXPECT_EQ(
+      human.out.rfind("ERROR: log: the active sequence cannot be replayed: file is shorter", 0), 0u)
+      << human.out;
+  EXPECT_NE(human.out.find("\nLog: needs replay (log GUID c3f5caec-4c1d-c54e-90d5-48e9bc17ac53); "
+                           "it cannot be replayed\n"),
+            std::string::npos)
+      << human.out;
+  EXPECT_EQ(sha256_file(image), cut);
+}
+
+// A clean image: an empty log, whatever bytes its log region holds; a log out of place is a
+// corruption.
+TEST_F(CreateCheckTest, CheckReportsTheLogOfCleanImages) {
+  const std::string image = path("clean.vhdx");
+  ASSERT_EQ(vhdx("create -q " + quote(image) + " 64M").status, 0);
+  json j = check_json(image, 0);
+  EXPECT_EQ(j["log"]["state"], "empty") << j.dump();
+  EXPECT_EQ(j["log"]["guid"], "00000000-0000-0000-0000-000000000000");
+  EXPECT_EQ(j["log"]["entries"], 0);
+  EXPECT_EQ(j["log"]["replayed"], false);
+  EXPECT_FALSE(j["log"].contains("sequence-first")) << j.dump();
+  const std::uint64_t log_offset = j["log"]["offset"].get<std::uint64_t>();
+  const std::uint64_t log_length = j["log"]["length"].get<std::uint64_t>();
+  ASSERT_EQ(log_length, kMiB);
+  CliRun human = vhdx("check " + quote(image));
+  EXPECT_NE(human.out.find("\nLog: empty, nothing to replay\n"), std::string::npos) << human.out;
+
+  // Garbage in the log region of a clean image: nothing to replay, nothing wrong.
+  {
+    std::mt19937_64 rng(77);
+    std::vector<char> garbage(log_length);
+    for (auto& c : garbage) c = static_cast<char>(rng());
+    std::fstream f(image, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(log_offset));
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    ASSERT_TRUE(f.good());
+  }
+  j = check_json(image, 0);
+  EXPECT_EQ(j["corruptions"], 0) << j.dump();
+  EXPECT_EQ(j["log"]["state"], "empty") << j.dump();
+
+  // A log that reaches past the end of the file, or onto the BAT: status 2, and no log facts.
+  using testing::ImageBuilder;
+  using testing::ImageSpec;
+  ImageSpec spec;
+  spec.virtual_size = 16 * kMiB;
+  spec.log_offset = 32 * kMiB;
+  auto far = ImageBuilder(spec).build();
+  ASSERT_EQ(far.size(), 33 * kMiB);
+  far.resize(32 * kMiB + kMiB / 2);
+  ASSERT_TRUE(testing::write_bytes_file(path("far.vhdx"), far));
+  j = check_json(path("far.vhdx"), 2);
+  EXPECT_EQ(j["corruptions"], 1) << j.dump();
+  EXPECT_EQ(j["corruption-list"][0],
+            "log (offset 33554432, length 1048576): extends past the end of the file (34078720 "
+            "bytes)")
+      << j.dump();
+  EXPECT_TRUE(j["log"].is_null()) << j.dump();
+  spec.log_offset = spec.bat_offset;
+  ASSERT_TRUE(testing::write_bytes_file(path("onbat.vhdx"), ImageBuilder(spec).build()));
+  j = check_json(path("onbat.vhdx"), 2);
+  EXPECT_EQ(j["corruptions"], 1) << j.dump();
+  EXPECT_NE(j["corruption-list"][0].get<std::string>().find("overlaps the log"), std::string::npos)
+      << j.dump();
 }
 
 TEST_F(CreateCheckTest, CheckReportsDamageAndLeaks) {

@@ -1,15 +1,19 @@
 // vhdx check [-f vhdx] [--output=human|json] IMAGE
 //
 // Exit status (qemu-img check's): 0 no problems, 1 the check could not be done (or not
-// completely), 2 corruptions found, 3 only leaked space found.
+// completely), 2 corruptions found, 3 only leaked space found. A dirty log is replayed in memory
+// and the replayed image checked; the output ends with the log's state (and as "log" in JSON).
 #include <fmt/format.h>
 
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
 
 #include "commands.h"
 #include "vhdx/check.h"
+#include "vhdx/image.h"
 
 namespace vhdx::cli {
 namespace {
@@ -20,7 +24,66 @@ struct CheckOptions {
   std::string format;
 };
 
-std::string check_to_human(const CheckResult& r) {
+// The log as the check saw it: its state, the active sequence and whether it was replayed (in
+// memory: the file is never changed) so that the replayed image is what got checked.
+struct CheckLog {
+  LogState state = LogState::kEmpty;
+  Guid guid;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t first_sequence = 0;
+  std::uint64_t last_sequence = 0;
+  bool replayed = false;
+  std::string replay_error;
+};
+
+// Reads the log facts with the same read-only, inspection-only open the check makes; nothing
+// when the image cannot be opened at all (the check reports why).
+std::optional<CheckLog> read_check_log(const std::string& path) {
+  OpenOptions options;
+  options.read_only = true;
+  options.allow_dirty_log = true;
+  auto image = Image::open(path, options);
+  if (!image) return std::nullopt;
+  const ImageInfo& info = (*image)->info();
+  const HeaderInfo& header = info.headers[info.current_header == 1 ? 1 : 0];
+  CheckLog log;
+  log.state = info.log_state;
+  log.guid = header.log_guid;
+  log.offset = header.log_offset;
+  log.length = header.log_length;
+  log.entries = info.log_entries;
+  log.first_sequence = info.log_first_sequence;
+  log.last_sequence = info.log_last_sequence;
+  if (log.state == LogState::kNeedsReplay) {
+    // An open that could not replay the log refuses reads as kNeedsLogReplay, naming the reason
+    // (other read errors are damage the check itself reports).
+    std::uint8_t byte = 0;
+    auto read = (*image)->read(0, std::span(&byte, 1));
+    log.replayed = read || read.error().code() != ErrorCode::kNeedsLogReplay;
+    if (!log.replayed) log.replay_error = read.error().message();
+  }
+  return log;
+}
+
+std::string log_to_human(const CheckLog& log) {
+  if (log.state == LogState::kEmpty) return "Log: empty, nothing to replay\n";
+  if (!log.replayed)
+    return fmt::format("Log: needs replay (log GUID {}); it cannot be replayed\n",
+                       log.guid.to_string());
+  std::string sequence = log.entries == 0 ? "no entries under log GUID " + log.guid.to_string()
+                                          : fmt::format("{} {}, sequence {}..{}", log.entries,
+                                                        log.entries == 1 ? "entry" : "entries",
+                                                        log.first_sequence, log.last_sequence);
+  if (log.entries == 0) return fmt::format("Log: needs replay: {}, nothing to replay\n", sequence);
+  return fmt::format(
+      "Log: needs replay: {}, replayed in memory (the file is unchanged); the replayed image was "
+      "checked\n",
+      sequence);
+}
+
+std::string check_to_human(const CheckResult& r, const std::optional<CheckLog>& log) {
   std::string out;
   for (const std::string& m : r.corruptions) out += fmt::format("ERROR: {}\n", m);
   if (r.corruption_count > r.corruptions.size())
@@ -48,10 +111,28 @@ std::string check_to_human(const CheckResult& r) {
         100.0 * static_cast<double>(r.allocated_blocks) / static_cast<double>(r.total_blocks));
   }
   if (r.image_end_offset != 0) out += fmt::format("Image end offset: {}\n", r.image_end_offset);
+  if (log) out += log_to_human(*log);
   return out;
 }
 
-nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult& r) {
+nlohmann::ordered_json log_to_json(const CheckLog& log) {
+  nlohmann::ordered_json j;
+  j["state"] = log.state == LogState::kNeedsReplay ? "needs-replay" : "empty";
+  j["guid"] = log.guid.to_string();
+  j["offset"] = log.offset;
+  j["length"] = log.length;
+  j["entries"] = log.entries;
+  if (log.entries != 0) {
+    j["sequence-first"] = log.first_sequence;
+    j["sequence-last"] = log.last_sequence;
+  }
+  j["replayed"] = log.replayed;
+  if (!log.replay_error.empty()) j["replay-error"] = log.replay_error;
+  return j;
+}
+
+nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult& r,
+                                     const std::optional<CheckLog>& log) {
   nlohmann::ordered_json j;
   j["image-end-offset"] = r.image_end_offset;
   j["total-clusters"] = r.total_blocks;
@@ -67,6 +148,7 @@ nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult&
   j["file-size"] = r.file_size;
   j["corruption-list"] = r.corruptions;
   j["check-error-list"] = r.check_errors;
+  j["log"] = log ? log_to_json(*log) : nlohmann::ordered_json(nullptr);
   return j;
 }
 
@@ -74,12 +156,13 @@ int run_check(const CheckOptions& options) {
   if (auto r = check_source_format(options.format); !r) return report_error(r.error());
   auto result = vhdx::check(options.image);
   if (!result) return report_error(result.error());
+  const std::optional<CheckLog> log = read_check_log(options.image);
   if (options.output == "json") {
-    std::cout << check_to_json(options.image, *result)
+    std::cout << check_to_json(options.image, *result, log)
                      .dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
               << std::endl;
   } else {
-    std::cout << check_to_human(*result) << std::flush;
+    std::cout << check_to_human(*result, log) << std::flush;
   }
   return result->exit_status();
 }
@@ -96,7 +179,9 @@ void add_check_command(CLI::App& app, int& status) {
   sub->add_option("-f", options->format, "source format (only vhdx)");
   sub->footer(
       "Exit status: 0 no problems, 1 the image could not be (fully) checked, 2 corruptions\n"
-      "found, 3 only leaked space found (file space past everything the image uses).");
+      "found, 3 only leaked space found (file space past everything the image uses).\n"
+      "A log that needs replay is replayed in memory (the file is not changed) and the replayed\n"
+      "image is checked; a log that cannot be replayed is a corruption.");
   sub->callback([options, &status] { status = run_check(*options); });
 }
 
