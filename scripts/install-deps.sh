@@ -12,6 +12,8 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # peers for differential tests, and the tools the tests drive
   qemu-utils libvhdi-utils fuse3 gzip bzip2 xxd
+  # memory checking of the interop tests and the CLI they run (make valgrind)
+  valgrind
   # libFuzzer targets (fuzz/): clang with its fuzzer and sanitizer runtimes
   clang-16 libclang-rt-16-dev
 )
