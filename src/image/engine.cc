@@ -923,6 +923,25 @@ Result<std::uint64_t> Engine::allocate_block() {
   return *at;
 }
 
+Result<void> Engine::trim_free_tail() {
+  // Free slots that end the file are given back. Only with the log clear: a log entry's
+  // FlushedFileOffset may name the longer size, and replay refuses a file shorter than that.
+  VHDX_ASSIGN_OR_RETURN(const std::uint64_t size, file_->size());
+  std::uint64_t end = size;
+  while (!free_slots_.empty()) {
+    const std::uint64_t last = *free_slots_.rbegin();
+    if (last + geometry_.block_size < end) break;
+    end = std::min(end, last);
+    free_slots_.erase(last);
+  }
+  if (end == size) return ok();
+  VHDX_TRY(file_->truncate(end));
+  VHDX_TRY(file_->flush());
+  file_end_ = end;
+  info_.file_size = end;
+  return ok();
+}
+
 Result<void> Engine::scan_free_space() {
   // Everything the file holds that something references: the header section, the log, every
   // region, every BAT entry with an offset (whatever its state, so nothing another writer left
@@ -1038,7 +1057,7 @@ Result<void> Engine::commit_bat() {
   for (std::uint64_t offset : released) {
     if (auto r = file_->punch_hole(offset, geometry_.block_size); !r)
       return std::move(r).error().with_context("releasing a discarded block");
-    if (free_space_scanned_ && free_slots_.size() < kMaxFreeSlots) free_slots_.insert(offset);
+    if (free_slots_.size() < kMaxFreeSlots) free_slots_.insert(offset);
   }
   return ok();
 }
@@ -1118,6 +1137,7 @@ Result<void> Engine::close_impl() {
   VHDX_TRY(write_header_update(next));
   next_log_sequence_ = log_writer_->next_sequence();
   log_writer_.reset();
+  VHDX_TRY(trim_free_tail());
   file_guid_set_ = false;
   data_guid_set_ = false;
   return ok();

@@ -50,7 +50,7 @@ struct BlockMapping {
 //   BAT sectors: log them, flush (invariant 7), write them in place. The in-place writes are
 //   flushed by the next flush.
 // - close() (also run by the destructor, best effort): commit, flush, then a header update that
-//   clears LogGuid (invariant 9).
+//   clears LogGuid (invariant 9); then free slots at the end of the file are truncated away.
 // - Any failed write, flush or log operation makes the engine fail every later call with kFailed
 //   (invariant 10) until the image is reopened.
 // - A writable open of an image whose log needs replay: header update (new FileWriteGuid, same
@@ -154,6 +154,8 @@ class Engine {
   // Streams the whole BAT from the file (not through the cache), entry by entry.
   using BatVisitor = std::function<Result<void>(std::uint64_t index, std::uint64_t raw)>;
   Result<void> for_each_bat_entry(const BatVisitor& visit);
+  // Shortens the file by the free slots at its end (the log must be clear).
+  Result<void> trim_free_tail();
   // Finds free block-sized slots inside the file (one streamed pass over the BAT).
   Result<void> scan_free_space();
   Result<void> write_zeros(std::uint64_t file_offset, std::uint64_t length);

@@ -470,24 +470,54 @@ TEST(EngineWrite, DiscardedSpaceIsNotReusedBeforeTheDiscardIsLogged) {
 TEST(EngineWrite, FreeSpaceFromAnEarlierSessionIsReused) {
   TestImage t = base_image();
   std::vector<std::uint8_t> model = t.expected_disk();
-  std::uint64_t block2 = 0;
+  std::uint64_t block0 = 0;
   {
+    // Block 0's space lies between the BAT and block 2: it stays in the file, free.
     Opened o = open_writable(t.bytes());
-    block2 = block_offset(*o.engine, 2);
-    ASSERT_TRUE(o.engine->discard(2 * kMiB, kMiB, true));
+    block0 = block_offset(*o.engine, 0);
+    ASSERT_TRUE(o.engine->discard(0, kMiB, true));
     ASSERT_TRUE(o.engine->close());
     o.engine.reset();
     t.bytes() = o.mem->bytes();
   }
-  std::fill_n(model.begin() + 2 * kMiB, kMiB, 0);
+  std::fill_n(model.begin(), kMiB, 0);
   Opened o = open_writable(t.bytes());
   const std::uint64_t size_before = o.mem->bytes().size();
   write_both(*o.engine, model, kMiB + 100, pattern(3000, 0x77));  // block 1 was ZERO
-  EXPECT_EQ(block_offset(*o.engine, 1), block2);
+  EXPECT_EQ(block_offset(*o.engine, 1), block0);
   EXPECT_EQ(o.mem->bytes().size(), size_before);
   ASSERT_TRUE(o.engine->close());
   o.engine.reset();
   EXPECT_EQ(read_all(*open_read_only(o.mem->bytes())), model);
+}
+
+// Blocks freed at the end of the file are given back on close, so a discard leaves no leaked
+// tail.
+TEST(EngineWrite, CloseTruncatesFreeSpaceAtTheEnd) {
+  TestImage t = base_image();
+  std::vector<std::uint8_t> model = t.expected_disk();
+  const std::uint64_t size_before = t.bytes().size();
+  Opened o = open_writable(t.bytes());
+  const std::uint64_t block0 = block_offset(*o.engine, 0);
+  const std::uint64_t block2 = block_offset(*o.engine, 2);
+  ASSERT_EQ(block0 + kMiB, block2);       // block 0, then block 2
+  ASSERT_EQ(block2 + kMiB, size_before);  // which ends the file
+  ASSERT_TRUE(o.engine->discard(2 * kMiB, kMiB, true));
+  std::fill_n(model.begin() + 2 * kMiB, kMiB, 0);
+  ASSERT_TRUE(o.engine->close());
+  EXPECT_EQ(o.mem->bytes().size(), block2);
+  EXPECT_EQ(o.engine->info().file_size, block2);
+  // A second session frees block 0, which then ends the file too.
+  o.engine.reset();
+  Opened again = open_writable(o.mem->bytes());
+  ASSERT_TRUE(again.engine->discard(0, kMiB, false));
+  std::fill_n(model.begin(), kMiB, 0);
+  ASSERT_TRUE(again.engine->close());
+  EXPECT_EQ(again.mem->bytes().size(), block0);
+  again.engine.reset();
+  auto reopened = open_read_only(again.mem->bytes());
+  EXPECT_EQ(read_all(*reopened), model);
+  EXPECT_EQ(reopened->info().log_state, LogState::kEmpty);
 }
 
 // An entry of any state that carries a file offset keeps that space from being reused, even
