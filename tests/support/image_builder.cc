@@ -179,6 +179,11 @@ ImageBuilder& ImageBuilder::set_bitmap_entry(std::uint64_t chunk, std::uint64_t 
   return *this;
 }
 
+ImageBuilder& ImageBuilder::set_sector_bitmap(std::uint64_t chunk, std::vector<Piece> pieces) {
+  sector_bitmaps_[chunk] = std::move(pieces);
+  return *this;
+}
+
 BlockSpec ImageBuilder::effective_block(std::uint64_t block) const {
   auto it = blocks_.find(block);
   if (it != blocks_.end()) return it->second;
@@ -257,6 +262,10 @@ void ImageBuilder::compute_layout() {
     l.block_offsets[b] = next;
     next += bs;
   }
+  for (const auto& entry : sector_bitmaps_) {
+    l.bitmap_offsets[entry.first] = next;
+    next += format::kSectorBitmapBlockSize;
+  }
   l.file_size = std::max(end, next);
 }
 
@@ -275,6 +284,7 @@ SparseImage ImageBuilder::build_sparse() {
     h.sequence_number = spec_.sequence_numbers[i];
     h.file_write_guid = spec_.file_write_guid;
     h.data_write_guid = spec_.data_write_guid;
+    h.log_guid = spec_.log_guid;
     h.log_version = format::kLogVersion;
     h.version = format::kHeaderVersion;
     h.log_length = spec_.log_length;
@@ -375,6 +385,18 @@ SparseImage ImageBuilder::build_sparse() {
       std::size_t n =
           static_cast<std::size_t>(std::min<std::uint64_t>(piece.bytes.size(), bs - piece.offset));
       image.write(space + piece.offset, std::span(piece.bytes).first(n));
+    }
+  }
+  for (const auto& [chunk, pieces] : sector_bitmaps_) {
+    const std::uint64_t at = l.bitmap_offsets.at(chunk);
+    put_entry(
+        l.bitmap_entry_index(chunk),
+        format::encode_bat_entry(static_cast<std::uint8_t>(format::BitmapState::kPresent), at));
+    for (const auto& piece : pieces) {
+      if (piece.offset >= format::kSectorBitmapBlockSize) continue;
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
+          piece.bytes.size(), format::kSectorBitmapBlockSize - piece.offset));
+      image.write(at + piece.offset, std::span(piece.bytes).first(n));
     }
   }
   for (const auto& [chunk, raw] : bitmap_entries_) put_entry(l.bitmap_entry_index(chunk), raw);
@@ -540,6 +562,19 @@ void poke_le64(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint
 void poke_guid(std::vector<std::uint8_t>& bytes, std::uint64_t offset, const Guid& guid) {
   if (check_range(bytes, offset, 16))
     guid.store(std::span<std::uint8_t, 16>(bytes.data() + offset, 16));
+}
+
+void write_log_ring(std::vector<std::uint8_t>& image, const Layout& layout,
+                    std::uint64_t ring_offset, std::span<const std::uint8_t> bytes) {
+  if (layout.log_length == 0 || bytes.size() > layout.log_length) {
+    ADD_FAILURE() << bytes.size() << " bytes do not fit a log of " << layout.log_length;
+    return;
+  }
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const std::uint64_t at = layout.log_offset + (ring_offset + i) % layout.log_length;
+    if (!check_range(image, at, 1)) return;
+    image[at] = bytes[i];
+  }
 }
 
 std::vector<std::uint8_t> pattern_bytes(std::uint32_t seed, std::uint64_t start,

@@ -54,9 +54,11 @@ struct ImageSpec {
   bool has_parent = false;
   format::ParentLocator parent_locator;  // when has_parent; a default VHDX locator if empty
 
-  // Log placement; the log area is left zeroed and the headers' LogGuid is zero.
+  // Log placement; the log area is left zeroed (write_log_ring puts entries there).
   std::uint64_t log_offset = 1024 * 1024;
   std::uint32_t log_length = 1024 * 1024;
+  // LogGuid of both headers; zero means a clean image.
+  Guid log_guid;
   // Region placement. bat_length 0 means the minimum for the geometry, rounded up to 1 MiB.
   std::uint64_t metadata_offset = 2 * 1024 * 1024;
   std::uint32_t metadata_length = 1024 * 1024;
@@ -136,6 +138,9 @@ struct Layout {
   std::uint64_t bat_entries = 0;
   // File offset of each payload block's space, 0 when it has none.
   std::vector<std::uint64_t> block_offsets;
+  // File offset of the sector bitmap block of each chunk given one by set_sector_bitmap. Bitmap
+  // blocks follow the payload blocks.
+  std::map<std::uint64_t, std::uint64_t> bitmap_offsets;
   std::uint64_t file_size = 0;
 
   std::uint64_t payload_entry_index(std::uint64_t block) const {
@@ -174,6 +179,11 @@ class ImageBuilder {
   ImageBuilder& set_block(std::uint64_t block, BlockSpec spec);
   // Forces the raw BAT entry of chunk `chunk`'s sector-bitmap slot.
   ImageBuilder& set_bitmap_entry(std::uint64_t chunk, std::uint64_t raw_entry);
+  // Gives chunk `chunk` a 1 MiB sector bitmap block holding `pieces` (zeros elsewhere) and a
+  // PRESENT bitmap entry pointing at it, unless set_bitmap_entry forces the entry. Bit i of the
+  // block (byte i / 8, bit i % 8) is sector i of the chunk. expected_read() does not consult
+  // bitmaps: tests of PARTIALLY_PRESENT blocks compute what they expect themselves.
+  ImageBuilder& set_sector_bitmap(std::uint64_t chunk, std::vector<Piece> pieces);
 
   // The image (computes the layout). build() is the whole file in memory; use build_sparse()
   // for images with big blocks.
@@ -204,6 +214,7 @@ class ImageBuilder {
   ImageSpec spec_;
   std::map<std::uint64_t, BlockSpec> blocks_;
   std::map<std::uint64_t, std::uint64_t> bitmap_entries_;
+  std::map<std::uint64_t, std::vector<Piece>> sector_bitmaps_;
   Layout layout_;
 };
 
@@ -217,6 +228,11 @@ void poke_le16(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint
 void poke_le32(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint32_t value);
 void poke_le64(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint64_t value);
 void poke_guid(std::vector<std::uint8_t>& bytes, std::uint64_t offset, const Guid& guid);
+
+// Writes `bytes` into the log ring of a built image starting at ring offset `ring_offset`,
+// wrapping past the end of the ring (layout.log_offset, layout.log_length) like a log writer.
+void write_log_ring(std::vector<std::uint8_t>& image, const Layout& layout,
+                    std::uint64_t ring_offset, std::span<const std::uint8_t> bytes);
 
 // A deterministic byte pattern distinct per `seed`: byte i of a run is a function of the seed
 // and the absolute position i + start, so shifted reads are caught.
