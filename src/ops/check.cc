@@ -1,6 +1,7 @@
 #include "ops/check.h"
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -174,6 +175,7 @@ class BatChecker {
         const std::uint64_t raw = load_le64(buffer, static_cast<std::size_t>(k * 8));
         if (index % group == info_.chunk_ratio) {
           check_bitmap_entry(index, index / group, raw);
+          partial_block_.reset();  // the chunk ends with its bitmap entry
         } else {
           VHDX_TRY(check_payload_entry(index - index / group));
         }
@@ -197,6 +199,7 @@ class BatChecker {
         state != format::PayloadState::kPartiallyPresent)
       return ok();
     ++report_.allocated_blocks;
+    if (state == format::PayloadState::kPartiallyPresent && !partial_block_) partial_block_ = block;
     std::uint64_t length = info_.block_size;
     // A last block may end with the file; the engine checked the part that holds the disk.
     if (mapping->file_offset + length > info_.file_size) {
@@ -221,7 +224,13 @@ class BatChecker {
                              (engine_.has_parent() ? "with" : "without") + " a parent");
       return;
     }
-    if (entry.state != static_cast<std::uint8_t>(format::BitmapState::kPresent)) return;
+    if (entry.state != static_cast<std::uint8_t>(format::BitmapState::kPresent)) {
+      // A partially present block's sectors are told apart by its chunk's bitmap.
+      if (partial_block_)
+        report_.add_corruption(what + ": not present, but payload block " +
+                               to_string(*partial_block_) + " of the chunk is partially present");
+      return;
+    }
     const std::uint64_t offset = entry.file_offset;
     if (offset < format::kHeaderSectionSize) {
       report_.add_corruption(what + ": offset " + to_string(offset) +
@@ -264,6 +273,7 @@ class BatChecker {
   const ImageInfo& info_;
   CheckReport& report_;
   std::vector<Object> objects_;
+  std::optional<std::uint64_t> partial_block_;  // first PARTIALLY_PRESENT block of this chunk
 };
 
 }  // namespace
