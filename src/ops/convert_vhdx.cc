@@ -269,6 +269,27 @@ Result<void> convert_raw_to_vhdx(const std::string& raw_path, const std::string&
   return ok();
 }
 
+Result<void> convert_raw_to_vhdx(const std::string& raw_path, std::unique_ptr<File> output,
+                                 const CreateParams& params, const ProgressCallback& progress) {
+  if (!output) return Error(ErrorCode::kInvalidArgument, "convert: no output file");
+  const std::string output_name = output->name();
+  VHDX_ASSIGN_OR_RETURN(auto opened, open_raw(raw_path));
+  Fd fd(opened.first);
+  const std::uint64_t size = opened.second;
+  if (size == 0)
+    return Error(ErrorCode::kInvalidArgument,
+                 "convert: '" + raw_path + "' is empty (a VHDX disk cannot be 0 bytes)");
+  CreateParams p = params;
+  const std::uint32_t sector = p.logical_sector_size == 4096 ? 4096 : 512;
+  p.virtual_size = size / sector * sector + (size % sector != 0 ? sector : 0);
+  VHDX_ASSIGN_OR_RETURN(auto writer, VhdxWriter::create(std::move(output), p));
+  RawSource source(fd.get(), raw_path, size);
+  source.map();
+  auto result = pump(source, *writer, p.virtual_size, progress);
+  if (!result) return std::move(result).error().with_context("convert to '" + output_name + "'");
+  return ok();
+}
+
 Result<void> convert_raw_to_raw(const std::string& raw_path, const std::string& output_path,
                                 const RawConvertOptions& options) {
   VHDX_TRY(refuse_same_file(raw_path, output_path));

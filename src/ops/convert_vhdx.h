@@ -1,11 +1,13 @@
 // Conversions into new files: an open image or a raw file to a new VHDX image, and raw to raw.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "image/engine.h"
 #include "ops/create.h"
 #include "vhdx/error.h"
+#include "vhdx/file.h"
 #include "vhdx/types.h"
 
 namespace vhdx::ops {
@@ -24,6 +26,9 @@ Result<void> convert_image_to_vhdx(image::Engine& engine, const std::string& out
 // not shrink during the conversion (that would raise SIGBUS); pread is the fallback when it
 // cannot be mapped.
 Result<void> convert_raw_to_vhdx(const std::string& raw_path, const std::string& output_path,
+                                 const CreateParams& params, const ProgressCallback& progress);
+// The same onto a caller-supplied writable File (see VhdxWriter::create(File)).
+Result<void> convert_raw_to_vhdx(const std::string& raw_path, std::unique_ptr<File> output,
                                  const CreateParams& params, const ProgressCallback& progress);
 
 // Copies a raw file to a new raw file (created or truncated) of the same size; with

@@ -91,7 +91,7 @@ VhdxWriter::VhdxWriter(int fd, std::string path, CreateParams params, NewImageLa
 
 VhdxWriter::~VhdxWriter() {
   if (fd_ >= 0) ::close(fd_);
-  if (!finished_) ::unlink(path_.c_str());
+  if (!finished_ && !file_) ::unlink(path_.c_str());
 }
 
 Error VhdxWriter::os_error(const std::string& what, int err) const {
@@ -137,7 +137,25 @@ Result<std::unique_ptr<VhdxWriter>> VhdxWriter::create(const std::string& path,
   return writer;
 }
 
+Result<std::unique_ptr<VhdxWriter>> VhdxWriter::create(std::unique_ptr<File> file,
+                                                       const CreateParams& params) {
+  VHDX_ASSIGN_OR_RETURN(NewImageLayout layout, plan_image(params));
+  if (!file || !file->writable())
+    return Error(ErrorCode::kInvalidArgument, "create: the output file is not writable");
+  const std::string name = file->name();
+  std::unique_ptr<VhdxWriter> writer(new VhdxWriter(-1, name, params, layout));
+  writer->file_ = std::move(file);
+  auto context = [&](Error e) { return std::move(e).with_context("create '" + name + "'"); };
+  if (auto r = writer->file_->truncate(0); !r) return context(std::move(r).error());
+  if (params.type == DiskType::kFixed) {
+    const std::uint64_t end = layout.payload_offset + layout.payload_blocks * params.block_size;
+    if (auto r = writer->file_->truncate(end); !r) return context(std::move(r).error());
+  }
+  return writer;
+}
+
 Result<void> VhdxWriter::pwrite_all(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  if (file_) return file_->write_at(offset, data);
   std::size_t done = 0;
   while (done < data.size()) {
     const ssize_t n =
@@ -152,6 +170,7 @@ Result<void> VhdxWriter::pwrite_all(std::uint64_t offset, std::span<const std::u
 }
 
 Result<void> VhdxWriter::sync() {
+  if (file_) return file_->flush();
   if (::fdatasync(fd_) != 0) return os_error("cannot flush", errno);
   return ok();
 }
@@ -276,8 +295,11 @@ Result<void> VhdxWriter::finish() {
   // The log stays zeros (its GUID in the headers is zero, so it holds nothing); a dynamic
   // image's file ends right after its last block.
   end = std::max(end, layout_.payload_offset);
-  if (::ftruncate(fd_, static_cast<off_t>(end)) != 0)
+  if (file_) {
+    VHDX_TRY(file_->truncate(end));
+  } else if (::ftruncate(fd_, static_cast<off_t>(end)) != 0) {
     return os_error("cannot set the size of", errno);
+  }
   VHDX_TRY(sync());
 
   // The headers last: only now does the file become a valid image.
@@ -293,6 +315,10 @@ Result<void> VhdxWriter::finish() {
     VHDX_TRY(pwrite_all(format::kHeaderOffsets[slot], bytes));
   }
   VHDX_TRY(sync());
+  if (file_) {
+    finished_ = true;
+    return ok();
+  }
   if (::close(fd_) != 0) {
     const int err = errno;
     fd_ = -1;

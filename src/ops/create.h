@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vhdx/error.h"
+#include "vhdx/file.h"
 #include "vhdx/guid.h"
 #include "vhdx/types.h"
 
@@ -67,6 +68,11 @@ class VhdxWriter {
  public:
   static Result<std::unique_ptr<VhdxWriter>> create(const std::string& path,
                                                     const CreateParams& params);
+  // The same onto a caller-supplied writable File (its old contents are replaced: it is
+  // truncated to zero first). Fixed images get their space by extending the file (it reads as
+  // zeros). A writer destroyed before finish() leaves the File as it stands.
+  static Result<std::unique_ptr<VhdxWriter>> create(std::unique_ptr<File> file,
+                                                    const CreateParams& params);
   ~VhdxWriter();
   VhdxWriter(const VhdxWriter&) = delete;
   VhdxWriter& operator=(const VhdxWriter&) = delete;
@@ -90,6 +96,7 @@ class VhdxWriter {
   Error os_error(const std::string& what, int err) const;
 
   int fd_;
+  std::unique_ptr<File> file_;  // instead of fd_ when the caller supplied the File
   std::string path_;
   CreateParams params_;
   NewImageLayout layout_;

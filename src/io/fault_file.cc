@@ -1,0 +1,420 @@
+#include "io/fault_file.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/checked_math.h"
+
+namespace vhdx {
+namespace {
+
+const char* call_name(FaultFile::Call call) {
+  switch (call) {
+    case FaultFile::Call::kWrite:
+      return "write_at";
+    case FaultFile::Call::kTruncate:
+      return "truncate";
+    case FaultFile::Call::kPunchHole:
+      return "punch_hole";
+    case FaultFile::Call::kFlush:
+      return "flush";
+    case FaultFile::Call::kAny:
+      break;
+  }
+  return "call";
+}
+
+void write_bytes(std::vector<std::uint8_t>& bytes, std::uint64_t offset,
+                 std::span<const std::uint8_t> data) {
+  if (offset + data.size() > bytes.size()) bytes.resize(offset + data.size());
+  std::copy(data.begin(), data.end(), bytes.begin() + static_cast<std::ptrdiff_t>(offset));
+}
+
+void zero_bytes(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint64_t length) {
+  if (offset >= bytes.size()) return;
+  const std::uint64_t end = std::min<std::uint64_t>(bytes.size(), offset + length);
+  std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(offset),
+            bytes.begin() + static_cast<std::ptrdiff_t>(end), 0);
+}
+
+// Calls fn(piece_offset, piece_length) for the kTearUnit-aligned pieces of [offset, end).
+template <typename Fn>
+void for_each_piece(std::uint64_t offset, std::uint64_t end, Fn fn) {
+  for (std::uint64_t at = offset; at < end;) {
+    const std::uint64_t next = std::min(end, (at / kTearUnit + 1) * kTearUnit);
+    fn(at, next - at);
+    at = next;
+  }
+}
+
+}  // namespace
+
+void apply_fault_op(const FaultOp& op, std::vector<std::uint8_t>& bytes) {
+  switch (op.kind) {
+    case FaultOp::Kind::kWrite:
+      write_bytes(bytes, op.offset, op.data);
+      break;
+    case FaultOp::Kind::kTruncate:
+      bytes.resize(op.offset);
+      break;
+    case FaultOp::Kind::kPunchHole:
+      zero_bytes(bytes, op.offset, op.length);
+      break;
+    case FaultOp::Kind::kFlush:
+      break;
+  }
+}
+
+namespace {
+
+// Applies `op` as a crash may leave it through `sink`, which has apply(op), write(at, bytes)
+// and zero(at, n).
+template <typename Sink>
+void crash_op(const FaultOp& op, CrashPolicy policy, std::mt19937_64& rng, Sink& sink) {
+  if (op.kind == FaultOp::Kind::kFlush) return;
+  enum { kApply, kDrop, kTear } fate = kApply;
+  switch (policy) {
+    case CrashPolicy::kApplyAll:
+      fate = kApply;
+      break;
+    case CrashPolicy::kDropAll:
+      fate = kDrop;
+      break;
+    case CrashPolicy::kRandom:
+      fate = static_cast<decltype(fate)>(rng() % 3);
+      break;
+    case CrashPolicy::kTorn:
+      fate = kTear;
+      break;
+  }
+  // A size change is atomic: it happens or not.
+  if (fate == kTear && op.kind == FaultOp::Kind::kTruncate) fate = rng() % 2 ? kApply : kDrop;
+  if (fate == kDrop) return;
+  if (fate == kApply) {
+    sink.apply(op);
+    return;
+  }
+  for_each_piece(op.offset, op.offset + op.length, [&](std::uint64_t at, std::uint64_t n) {
+    if (rng() % 2 == 0) return;
+    if (op.kind == FaultOp::Kind::kWrite)
+      sink.write(at, std::span(op.data).subspan(at - op.offset, n));
+    else
+      sink.zero(at, n);
+  });
+}
+
+struct BytesSink {
+  std::vector<std::uint8_t>& bytes;
+  void apply(const FaultOp& op) { apply_fault_op(op, bytes); }
+  void write(std::uint64_t at, std::span<const std::uint8_t> data) { write_bytes(bytes, at, data); }
+  void zero(std::uint64_t at, std::uint64_t n) { zero_bytes(bytes, at, n); }
+};
+
+// Overlay operations cannot fail short of the 4 GiB limit the trace never passes.
+struct OverlaySink {
+  OverlayFile& file;
+  void apply(const FaultOp& op) {
+    switch (op.kind) {
+      case FaultOp::Kind::kWrite:
+        (void)file.write_at(op.offset, op.data);
+        break;
+      case FaultOp::Kind::kTruncate:
+        (void)file.truncate(op.offset);
+        break;
+      case FaultOp::Kind::kPunchHole:
+        (void)file.punch_hole(op.offset, op.length);
+        break;
+      case FaultOp::Kind::kFlush:
+        break;
+    }
+  }
+  void write(std::uint64_t at, std::span<const std::uint8_t> data) {
+    (void)file.write_at(at, data);
+  }
+  void zero(std::uint64_t at, std::uint64_t n) { (void)file.punch_hole(at, n); }
+};
+
+}  // namespace
+
+void apply_fault_op_crashed(const FaultOp& op, CrashPolicy policy, std::mt19937_64& rng,
+                            std::vector<std::uint8_t>& bytes) {
+  BytesSink sink{bytes};
+  crash_op(op, policy, rng, sink);
+}
+
+FaultFile::FaultFile(std::vector<std::uint8_t> bytes) : volatile_(std::move(bytes)) {
+  durable_ = volatile_;
+}
+
+void FaultFile::inject_error(Call call, std::uint64_t nth, ErrorMode mode) {
+  rule_armed_ = true;
+  rule_call_ = call;
+  rule_nth_ = nth;
+  rule_mode_ = mode;
+}
+
+void FaultFile::clear_faults() {
+  rule_armed_ = false;
+  size_limit_ = UINT64_MAX;
+}
+
+Result<void> FaultFile::count_and_check(Call call, const std::string& what) {
+  const std::uint64_t own = ++calls_[static_cast<int>(call)];
+  const std::uint64_t any = ++calls_[static_cast<int>(Call::kAny)];
+  if (!rule_armed_ || (rule_call_ != call && rule_call_ != Call::kAny)) return ok();
+  const std::uint64_t n = rule_call_ == Call::kAny ? any : own;
+  const bool hit = rule_mode_ == ErrorMode::kPersistent ? n >= rule_nth_ : n == rule_nth_;
+  if (!hit) return ok();
+  ++injected_;
+  if (rule_mode_ == ErrorMode::kNoSpace)
+    return Error(ErrorCode::kNoSpace,
+                 std::string("injected ENOSPC on ") + call_name(call) + " #" + std::to_string(own) +
+                     " (" + what + ") of <fault>",
+                 ENOSPC);
+  return Error(ErrorCode::kIo,
+               std::string("injected ") +
+                   (rule_mode_ == ErrorMode::kTransient ? "transient" : "persistent") + " EIO on " +
+                   call_name(call) + " #" + std::to_string(own) + " (" + what + ") of <fault>",
+               EIO);
+}
+
+Result<void> FaultFile::check_space(std::uint64_t new_end, const std::string& what) {
+  if (new_end <= size_limit_ || new_end <= volatile_.size()) return ok();
+  ++injected_;
+  return Error(ErrorCode::kNoSpace,
+               "injected ENOSPC: " + what + " would grow <fault> to " + std::to_string(new_end) +
+                   " bytes, past its limit of " + std::to_string(size_limit_),
+               ENOSPC);
+}
+
+void FaultFile::record(FaultOp op) {
+  if (op.kind != FaultOp::Kind::kFlush) ++mutations_;
+  if (recording_) trace_.push_back(op);
+  if (op.kind != FaultOp::Kind::kFlush) pending_.push_back(std::move(op));
+}
+
+Result<void> FaultFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
+  auto end = checked_add(offset, out.size());
+  if (!end || *end > volatile_.size())
+    return Error(ErrorCode::kIo,
+                 "unexpected end of file at offset " + std::to_string(offset) + " of <fault>");
+  std::copy_n(volatile_.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+  return ok();
+}
+
+Result<void> FaultFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  const std::string what =
+      std::to_string(data.size()) + " bytes at offset " + std::to_string(offset);
+  VHDX_TRY(count_and_check(Call::kWrite, what));
+  auto end = checked_add(offset, data.size());
+  if (!end) return Error(ErrorCode::kInvalidArgument, "write past 2^64 on <fault>");
+  VHDX_TRY(check_space(*end, "write_at of " + what));
+  if (*end > kMaxSize) return Error(ErrorCode::kNoSpace, "<fault> file limit reached", ENOSPC);
+  write_bytes(volatile_, offset, data);
+  // The cache writes back whole pieces: a write is recorded as the pieces it touches, as they
+  // read after it (earlier pending bytes of those pieces included).
+  const std::uint64_t first = offset / kTearUnit * kTearUnit;
+  const std::uint64_t last =
+      std::min<std::uint64_t>(volatile_.size(), (*end + kTearUnit - 1) / kTearUnit * kTearUnit);
+  record({FaultOp::Kind::kWrite,
+          first,
+          last - first,
+          {volatile_.begin() + static_cast<std::ptrdiff_t>(first),
+           volatile_.begin() + static_cast<std::ptrdiff_t>(last)}});
+  return ok();
+}
+
+Result<void> FaultFile::truncate(std::uint64_t new_size) {
+  const std::string what = "to " + std::to_string(new_size) + " bytes";
+  VHDX_TRY(count_and_check(Call::kTruncate, what));
+  VHDX_TRY(check_space(new_size, "truncate " + what));
+  if (new_size > kMaxSize) return Error(ErrorCode::kNoSpace, "<fault> file limit reached", ENOSPC);
+  volatile_.resize(new_size);
+  record({FaultOp::Kind::kTruncate, new_size, 0, {}});
+  return ok();
+}
+
+Result<void> FaultFile::punch_hole(std::uint64_t offset, std::uint64_t length) {
+  VHDX_TRY(count_and_check(Call::kPunchHole,
+                           std::to_string(length) + " bytes at offset " + std::to_string(offset)));
+  zero_bytes(volatile_, offset, length);
+  record({FaultOp::Kind::kPunchHole, offset, length, {}});
+  return ok();
+}
+
+Result<void> FaultFile::flush() {
+  VHDX_TRY(count_and_check(Call::kFlush, "pending operations: " + std::to_string(pending_.size())));
+  for (const FaultOp& op : pending_) apply_fault_op(op, durable_);
+  pending_.clear();
+  record({FaultOp::Kind::kFlush, 0, 0, {}});
+  return ok();
+}
+
+std::vector<std::uint8_t> FaultFile::crash_image(CrashPolicy policy, std::uint64_t seed) const {
+  std::vector<std::uint8_t> image = durable_;
+  std::mt19937_64 rng(seed);
+  for (const FaultOp& op : pending_) apply_fault_op_crashed(op, policy, rng, image);
+  return image;
+}
+
+void CrashImageBuilder::advance(std::size_t position) {
+  position = std::min(position, trace_.size());
+  for (; position_ < position; ++position_) {
+    const FaultOp& op = trace_[position_];
+    if (op.kind != FaultOp::Kind::kFlush) {
+      pending_.push_back(position_);
+      continue;
+    }
+    for (std::size_t i : pending_) apply_fault_op(trace_[i], durable_);
+    pending_.clear();
+  }
+}
+
+std::vector<std::uint8_t> CrashImageBuilder::build(CrashPolicy policy, std::uint64_t seed) const {
+  std::vector<std::uint8_t> image = durable_;
+  std::mt19937_64 rng(seed);
+  for (std::size_t i : pending_) apply_fault_op_crashed(trace_[i], policy, rng, image);
+  return image;
+}
+
+std::unique_ptr<OverlayFile> CrashImageBuilder::build_overlay(CrashPolicy policy,
+                                                              std::uint64_t seed) const {
+  auto image = std::make_unique<OverlayFile>(durable_, true);
+  std::mt19937_64 rng(seed);
+  OverlaySink sink{*image};
+  for (std::size_t i : pending_) crash_op(trace_[i], policy, rng, sink);
+  return image;
+}
+
+OverlayFile::OverlayFile(const std::vector<std::uint8_t>& base, bool writable)
+    : base_(&base), writable_(writable), size_(base.size()), base_visible_(base.size()) {}
+
+void OverlayFile::read_base(std::uint64_t offset, std::span<std::uint8_t> out) const {
+  const std::uint64_t from_base =
+      offset >= base_visible_ ? 0 : std::min<std::uint64_t>(out.size(), base_visible_ - offset);
+  if (from_base > 0)
+    std::copy_n(base_->begin() + static_cast<std::ptrdiff_t>(offset), from_base, out.begin());
+  std::fill(out.begin() + static_cast<std::ptrdiff_t>(from_base), out.end(), 0);
+}
+
+std::vector<std::uint8_t>& OverlayFile::page(std::uint64_t index) {
+  auto it = pages_.find(index);
+  if (it != pages_.end()) {
+    if (it->second.empty()) it->second.assign(kPage, 0);  // a punched page
+    return it->second;
+  }
+  std::vector<std::uint8_t> bytes(kPage);
+  read_base(index * kPage, bytes);
+  return pages_.emplace(index, std::move(bytes)).first->second;
+}
+
+Result<void> OverlayFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
+  auto end = checked_add(offset, out.size());
+  if (!end || *end > size_)
+    return Error(ErrorCode::kIo,
+                 "unexpected end of file at offset " + std::to_string(offset) + " of <overlay>");
+  std::uint64_t at = offset;
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t index = at / kPage;
+    const std::uint64_t in_page = at % kPage;
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kPage - in_page, out.size() - done));
+    auto it = pages_.find(index);
+    if (it != pages_.end() && it->second.empty())
+      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(done), n, 0);
+    else if (it != pages_.end())
+      std::copy_n(it->second.begin() + static_cast<std::ptrdiff_t>(in_page), n,
+                  out.begin() + static_cast<std::ptrdiff_t>(done));
+    else
+      read_base(at, out.subspan(done, n));
+    at += n;
+    done += n;
+  }
+  return ok();
+}
+
+Result<void> OverlayFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
+  auto end = checked_add(offset, data.size());
+  if (!end || *end > FaultFile::kMaxSize)
+    return Error(ErrorCode::kNoSpace, "<overlay> file limit reached");
+  std::uint64_t at = offset;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::uint64_t in_page = at % kPage;
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kPage - in_page, data.size() - done));
+    auto& p = page(at / kPage);
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(done), n,
+                p.begin() + static_cast<std::ptrdiff_t>(in_page));
+    at += n;
+    done += n;
+  }
+  size_ = std::max(size_, *end);
+  return ok();
+}
+
+Result<void> OverlayFile::truncate(std::uint64_t new_size) {
+  if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
+  if (new_size > FaultFile::kMaxSize)
+    return Error(ErrorCode::kNoSpace, "<overlay> file limit reached");
+  if (new_size < size_) {
+    // Bytes past the new end must read as zeros if the file grows again.
+    pages_.erase(pages_.lower_bound((new_size + kPage - 1) / kPage), pages_.end());
+    if (new_size % kPage != 0) {
+      auto it = pages_.find(new_size / kPage);
+      if (it != pages_.end() && !it->second.empty())
+        std::fill(it->second.begin() + static_cast<std::ptrdiff_t>(new_size % kPage),
+                  it->second.end(), 0);
+    }
+    base_visible_ = std::min(base_visible_, new_size);
+  }
+  size_ = new_size;
+  return ok();
+}
+
+Result<void> OverlayFile::punch_hole(std::uint64_t offset, std::uint64_t length) {
+  if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
+  if (offset >= size_) return ok();
+  const std::uint64_t end = offset + std::min(length, size_ - offset);
+  static const std::vector<std::uint8_t> zeros(kPage, 0);
+  for (std::uint64_t at = offset; at < end;) {
+    const std::uint64_t index = at / kPage;
+    const std::uint64_t in_page = at % kPage;
+    const std::uint64_t n = std::min(kPage - in_page, end - at);
+    if (n == kPage) {
+      pages_[index].clear();  // a whole punched page costs no memory
+      pages_[index].shrink_to_fit();
+    } else {
+      VHDX_TRY(write_at(at, std::span(zeros).first(static_cast<std::size_t>(n))));
+    }
+    at += n;
+  }
+  return ok();
+}
+
+std::unique_ptr<OverlayFile> OverlayFile::clone(bool writable) const {
+  auto copy = std::make_unique<OverlayFile>(*base_, writable);
+  copy->size_ = size_;
+  copy->base_visible_ = base_visible_;
+  copy->pages_ = pages_;
+  return copy;
+}
+
+std::vector<std::uint8_t> OverlayFile::materialize() const {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(size_));
+  read_base(0, out);
+  for (const auto& [index, bytes] : pages_) {
+    const std::uint64_t at = index * kPage;
+    if (at >= size_) break;
+    const std::uint64_t n = std::min<std::uint64_t>(kPage, size_ - at);
+    if (bytes.empty())
+      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(at), n, 0);
+    else
+      std::copy_n(bytes.begin(), n, out.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  return out;
+}
+
+}  // namespace vhdx
