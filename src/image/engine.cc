@@ -263,7 +263,8 @@ Result<void> Engine::read_metadata() {
   if (region_length < format::kMetadataTableSize)
     return corrupt("metadata region: length " + num(region_length) +
                    " is shorter than the 64 KiB table");
-  std::vector<std::uint8_t> region(std::min(region_length, kMiB));
+  // The table first; the items only as far as they reach (below), so an open reads kilobytes.
+  std::vector<std::uint8_t> region(format::kMetadataTableSize);
   VHDX_TRY(file_->read_at(metadata_region_.offset, region));
 
   auto table = format::decode_metadata_table(
