@@ -12,5 +12,5 @@ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
   -DVHDX_FUZZ=ON -DVHDX_BUILD_TESTS=OFF
-cmake --build "$build" --target decoders_fuzz open_read_fuzz -j"$jobs"
+cmake --build "$build" --target decoders_fuzz open_read_fuzz log_replay_fuzz check_fuzz write_fuzz parent_locator_fuzz vhdx -j"$jobs"
 echo "fuzz targets in $build/fuzz/"
