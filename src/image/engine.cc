@@ -21,14 +21,11 @@ namespace {
 
 using format::kMiB;
 
-// Bytes of the file read at open: file identifier, both headers, both region tables.
-constexpr std::uint64_t kOpenSectionBytes =
-    format::kRegionTableOffsets[1] + format::kRegionTableSize;
 // The metadata region read at open is at most this long (a normal one is 1 MiB); items further
 // in are refused rather than read, so a hostile region length cannot exhaust memory.
 constexpr std::uint64_t kMaxMetadataRead = 32 * kMiB;
 // count_blocks streams the BAT in pieces this large.
-constexpr std::uint64_t kScanBytes = 1 * kMiB;
+constexpr std::uint64_t kScanBytes = 64 * 1024;
 
 std::string hex(std::uint64_t v) {
   char buf[24];
@@ -104,21 +101,24 @@ Result<void> Engine::open_image(const OpenOptions& options) {
   // 1. File size.
   VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
 
-  // 2. File identifier.
+  // 2. File identifier. The header section's parts are read one by one (not the 1 MiB section
+  // at once): what an open needs of it is about 140 KiB.
   const Error not_vhdx(ErrorCode::kNotVhdx, "not a VHDX file: no 'vhdxfile' signature");
   if (info_.file_size < sizeof format::kFileSignature) return not_vhdx;
-  std::vector<std::uint8_t> section(std::min(info_.file_size, kOpenSectionBytes));
-  VHDX_TRY(file_->read_at(0, section));
-  if (std::memcmp(section.data(), format::kFileSignature, sizeof format::kFileSignature) != 0)
+  std::array<std::uint8_t, 4096> identifier_bytes{};
+  VHDX_TRY(file_->read_at(
+      0, std::span(identifier_bytes).first(std::min<std::uint64_t>(info_.file_size, 4096))));
+  if (std::memcmp(identifier_bytes.data(), format::kFileSignature, sizeof format::kFileSignature) !=
+      0)
     return not_vhdx;
   if (info_.file_size < format::kHeaderSectionSize)
     return corrupt("file is " + num(info_.file_size) +
                    " bytes long, shorter than the 1 MiB header section");
-  VHDX_ASSIGN_OR_RETURN(auto identifier, format::decode_file_identifier(section));
+  VHDX_ASSIGN_OR_RETURN(auto identifier, format::decode_file_identifier(identifier_bytes));
   info_.creator = std::move(identifier.creator);
 
   // 3. Both headers; one torn header does not stop the open.
-  VHDX_TRY(read_headers(section));
+  VHDX_TRY(read_headers());
 
   // 4. Log state. A writable open replays the log now, before anything it could be updating is
   // read, and reads the header section again.
@@ -126,8 +126,7 @@ Result<void> Engine::open_image(const OpenOptions& options) {
     VHDX_TRY(check_log_bounds());
     if (auto r = replay_log(); !r) return std::move(r).error().with_context("log replay");
     VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
-    VHDX_TRY(file_->read_at(0, section));
-    VHDX_TRY(read_headers(section));
+    VHDX_TRY(read_headers());
   }
   // A read-only open replays into memory (docs/invariants.md 3): the file is never written, reads
   // see the image as it will be once replayed.
@@ -141,8 +140,7 @@ Result<void> Engine::open_image(const OpenOptions& options) {
       replay_failure_ = error.message();
     } else {
       VHDX_ASSIGN_OR_RETURN(info_.file_size, file_->size());
-      VHDX_TRY(file_->read_at(0, section));
-      VHDX_TRY(read_headers(section));
+      VHDX_TRY(read_headers());
     }
   }
   const HeaderInfo& current = info_.headers[info_.current_header];
@@ -159,7 +157,7 @@ Result<void> Engine::open_image(const OpenOptions& options) {
   VHDX_TRY(check_log_bounds());
 
   // 6. Region tables and the regions they name.
-  VHDX_TRY(read_region_tables(section));
+  VHDX_TRY(read_region_tables());
 
   // 7. Metadata.
   VHDX_TRY(read_metadata());
@@ -168,10 +166,13 @@ Result<void> Engine::open_image(const OpenOptions& options) {
   return setup_bat();
 }
 
-Result<void> Engine::read_headers(std::span<const std::uint8_t> section) {
+Result<void> Engine::read_headers() {
+  std::array<std::uint8_t, format::kHeaderSize> copies[2];
   std::span<const std::uint8_t> bytes[2];
-  for (int i = 0; i < 2; ++i)
-    bytes[i] = section.subspan(format::kHeaderOffsets[i], format::kHeaderSize);
+  for (int i = 0; i < 2; ++i) {
+    VHDX_TRY(file_->read_at(format::kHeaderOffsets[i], copies[i]));
+    bytes[i] = copies[i];
+  }
   Result<format::Header> decoded[2] = {format::decode_header(bytes[0]),
                                        format::decode_header(bytes[1])};
   for (int i = 0; i < 2; ++i) {
@@ -205,13 +206,14 @@ Result<void> Engine::check_log_bounds() {
   return ok();
 }
 
-Result<void> Engine::read_region_tables(std::span<const std::uint8_t> section) {
-  Result<format::RegionTable> tables[2] = {
-      format::decode_region_table(
-          section.subspan(format::kRegionTableOffsets[0], format::kRegionTableSize)),
-      format::decode_region_table(
-          section.subspan(format::kRegionTableOffsets[1], format::kRegionTableSize)),
-  };
+Result<void> Engine::read_region_tables() {
+  std::vector<std::uint8_t> bytes(format::kRegionTableSize);
+  Result<format::RegionTable> tables[2] = {Error(ErrorCode::kInternal, "not read"),
+                                           Error(ErrorCode::kInternal, "not read")};
+  for (int i = 0; i < 2; ++i) {
+    VHDX_TRY(file_->read_at(format::kRegionTableOffsets[i], bytes));
+    tables[i] = format::decode_region_table(bytes);
+  }
   int used = tables[0] ? 0 : 1;
   if (!tables[used])
     return corrupt("region tables: both copies are invalid (table 1: " +
@@ -518,11 +520,17 @@ Result<std::vector<Engine::SectorRun>> Engine::sector_runs(std::uint64_t block,
   const std::uint64_t block_start = block << block_shift_;
   const std::uint64_t end = pos + length;
   std::vector<SectorRun> runs;
-  for (std::uint64_t sector = first; sector <= last; ++sector) {
+  for (std::uint64_t sector = first; sector <= last;) {
     const std::uint64_t bit = (sector & bit_mask) - first_byte * 8;
-    const bool present = (bits[bit / 8] >> (bit % 8)) & 1;
+    const std::uint8_t byte = bits[bit / 8];
+    // A whole byte of equal bits (the common case: bitmaps are mostly all set or all clear)
+    // is one step of 8 sectors.
+    const bool whole_byte = bit % 8 == 0 && last - sector >= 7 && (byte == 0 || byte == 0xFF);
+    const std::uint64_t count = whole_byte ? 8 : 1;
+    const bool present = whole_byte ? byte != 0 : (byte >> (bit % 8)) & 1;
     const std::uint64_t from = std::max(pos, sector * sector_size);
-    const std::uint64_t to = std::min(end, (sector + 1) * sector_size);
+    const std::uint64_t to = std::min(end, (sector + count) * sector_size);
+    sector += count;
     if (!runs.empty() && runs.back().present == present) {
       runs.back().length += to - from;
       continue;

@@ -166,9 +166,9 @@ class Engine {
   Result<void> close_impl();
 
   Result<void> open_image(const OpenOptions& options);
-  Result<void> read_headers(std::span<const std::uint8_t> section);
+  Result<void> read_headers();
   Result<void> check_log_bounds();
-  Result<void> read_region_tables(std::span<const std::uint8_t> section);
+  Result<void> read_region_tables();
   Result<void> read_metadata();
   Result<void> setup_bat();
 

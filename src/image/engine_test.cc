@@ -311,14 +311,21 @@ TEST(Engine, DifferencingOpensReadsOwnBlocksAndRefusesParentBlocks) {
   EXPECT_EQ(counts->partially_present, 1u);
 }
 
-TEST(Engine, PartiallyPresentBlockUsesTheSectorBitmap) {
-  TestImage t({.block_size = 1 * kMiB, .virtual_size = 4 * kMiB, .has_parent = true});
+// Makes block 3 of a 1 MiB-block image with a parent partially present: its payload (0x50
+// bytes) and, in a new 1 MiB block at the end of the file, the sector bitmap of chunk 0 (one
+// bit per 512-byte sector, all clear). Returns the payload's and the bitmap's file offsets.
+std::pair<std::uint64_t, std::uint64_t> add_partial_block_3(TestImage& t) {
   const std::uint64_t partial = t.allocate(3, 0x50);
   t.set_payload(3, format::PayloadState::kPartiallyPresent, partial);
-  // The bitmap block: a 1 MiB block at the end of the file, one bit per 512-byte sector.
   const std::uint64_t bitmap = *align_up(t.bytes().size(), kMiB);
   t.bytes().resize(bitmap + kMiB, 0);
   t.set_entry(4096, format::encode_bat_entry(6, bitmap));
+  return {partial, bitmap};
+}
+
+TEST(Engine, PartiallyPresentBlockUsesTheSectorBitmap) {
+  TestImage t({.block_size = 1 * kMiB, .virtual_size = 4 * kMiB, .has_parent = true});
+  const auto [partial, bitmap] = add_partial_block_3(t);
   const std::uint64_t first_sector = 3 * 2048;        // block 3's first sector
   t.bytes()[bitmap + (first_sector + 8) / 8] = 0xFF;  // sectors 8-15 of the block: 4 KiB
   const std::uint64_t lone = first_sector + 100;      // and sector 100 alone
@@ -365,6 +372,47 @@ TEST(Engine, PartiallyPresentBlockUsesTheSectorBitmap) {
   ASSERT_TRUE(counts) << counts.error().to_string();
   EXPECT_EQ(counts->partially_present, 1u);
   EXPECT_EQ(counts->not_present, 3u);
+}
+
+// Block status of a partially present block against a sector-by-sector reading of its bitmap,
+// on bitmaps mixing all-set, all-clear and mixed bytes, over ranges of any alignment.
+TEST(Engine, PartialBlockStatusMatchesTheBitmapSectorBySector) {
+  TestImage t({.block_size = 1 * kMiB, .virtual_size = 4 * kMiB, .has_parent = true});
+  const auto [partial, bitmap] = add_partial_block_3(t);
+  const std::uint64_t first_sector = 3 * 2048;
+  std::mt19937_64 rng(11);
+  for (std::uint64_t i = 0; i < 2048 / 8; ++i) {
+    const std::uint64_t kind = rng() % 4;
+    t.bytes()[bitmap + first_sector / 8 + i] = kind == 0   ? 0x00
+                                               : kind == 1 ? 0xFF
+                                                           : static_cast<std::uint8_t>(rng());
+  }
+  auto present = [&](std::uint64_t sector) {
+    const std::uint64_t s = first_sector + sector;
+    return (t.bytes()[bitmap + s / 8] >> (s % 8)) & 1;
+  };
+  auto engine = t.open_ok();
+  ASSERT_NE(engine, nullptr);
+  for (int round = 0; round < 200; ++round) {
+    const std::uint64_t offset = rng() % kMiB;
+    const std::uint64_t length = 1 + rng() % (kMiB - offset);
+    auto extents = engine->block_status(3 * kMiB + offset, length);
+    ASSERT_TRUE(extents) << extents.error().to_string();
+    std::uint64_t at = offset;
+    for (const Extent& e : *extents) {
+      ASSERT_EQ(e.offset, 3 * kMiB + at) << "round " << round;
+      for (std::uint64_t b = at; b < at + e.length; b += 512 - b % 512) {
+        const bool data = present(b / 512);
+        ASSERT_EQ(e.kind, data ? ExtentKind::kData : ExtentKind::kUnallocated)
+            << "round " << round << " byte " << b;
+      }
+      if (e.kind == ExtentKind::kData) {
+        EXPECT_EQ(e.file_offset, partial + at);
+      }
+      at += e.length;
+    }
+    EXPECT_EQ(at, offset + length) << "round " << round;
+  }
 }
 
 TEST(Engine, NotVhdx) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -20,9 +21,10 @@ using format::kLogEntryHeaderSize;
 using format::kLogSectorSize;
 
 // The ring is read in pieces of this size; LogLength is a multiple of it, so no piece straddles
-// the end of the ring.
-constexpr std::uint64_t kChunkSize = format::kMiB;
-constexpr std::size_t kCachedChunks = 4;
+// the end of the ring. Pieces stay small (a scan touches every 4 KiB of the log, so they are read
+// whole anyway) and the cache holds 1 MiB, enough for the largest entry a 1 MiB log can hold.
+constexpr std::uint64_t kChunkSize = 64 * 1024;
+constexpr std::size_t kCachedChunks = 16;
 // CRC input is copied out of the ring in pieces of this size.
 constexpr std::size_t kCrcPiece = 64 * 1024;
 
@@ -47,8 +49,8 @@ bool has_signature(std::span<const std::uint8_t> bytes, const char (&sig)[N]) {
   return std::memcmp(bytes.data(), sig, N) == 0;
 }
 
-// The log region read as a ring, a few 1 MiB chunks cached (the scan moves forward, so a small
-// cache reads each chunk about once).
+// The log region read as a ring, a few chunks cached (the scan moves forward, so a small cache
+// reads each chunk about once).
 class Ring {
  public:
   Ring(File& file, std::uint64_t offset, std::uint64_t length)
@@ -77,7 +79,7 @@ class Ring {
   struct Slot {
     std::uint64_t index = UINT64_MAX;
     std::uint64_t last_used = 0;
-    std::vector<std::uint8_t> bytes;
+    std::unique_ptr<std::uint8_t[]> bytes;
   };
 
   Result<const std::uint8_t*> load(std::uint64_t index) {
@@ -86,18 +88,19 @@ class Ring {
     for (Slot& slot : slots_) {
       if (slot.index == index) {
         slot.last_used = clock_;
-        return static_cast<const std::uint8_t*>(slot.bytes.data());
+        return static_cast<const std::uint8_t*>(slot.bytes.get());
       }
       if (slot.last_used < victim->last_used) victim = &slot;
     }
     victim->index = UINT64_MAX;
-    victim->bytes.resize(kChunkSize);
+    // Not zero-filled: the read overwrites every byte.
+    if (!victim->bytes) victim->bytes = std::make_unique_for_overwrite<std::uint8_t[]>(kChunkSize);
     const std::uint64_t at = offset_ + index * kChunkSize;
-    if (auto r = file_.read_at(at, victim->bytes); !r)
+    if (auto r = file_.read_at(at, std::span(victim->bytes.get(), kChunkSize)); !r)
       return std::move(r).error().with_context("log: reading the log at file offset " + hex(at));
     victim->index = index;
     victim->last_used = clock_;
-    return static_cast<const std::uint8_t*>(victim->bytes.data());
+    return static_cast<const std::uint8_t*>(victim->bytes.get());
   }
 
   File& file_;
@@ -139,10 +142,13 @@ class Scanner {
   // never 'loge', so entries that reach the CRC never overlap one another.
   Result<bool> check(std::uint64_t at, format::LogEntryHeader& h) {
     const std::uint64_t log_length = ring_.length();
-    std::array<std::uint8_t, kLogSectorSize> sector;
-    VHDX_TRY(ring_.read(at, sector));
+    // Most offsets hold no entry: look at the 64-byte header alone, and at its signature before
+    // decoding it (a failed decode builds an error message).
+    std::array<std::uint8_t, kLogEntryHeaderSize> header_bytes;
+    VHDX_TRY(ring_.read(at, header_bytes));
     ++stats_.headers_checked;
-    auto decoded = format::decode_log_entry_header(sector);
+    if (!has_signature(header_bytes, format::kLogEntrySignature)) return false;
+    auto decoded = format::decode_log_entry_header(header_bytes);
     if (!decoded) return false;
     h = *decoded;
     if (h.entry_length == 0 || !is_aligned(h.entry_length, kLogSectorSize) ||
@@ -159,6 +165,8 @@ class Scanner {
     const std::uint64_t data_sectors = total_sectors - descriptor_sectors;
 
     // Descriptors: the header takes the first two 32-byte slots of sector 0.
+    std::array<std::uint8_t, kLogSectorSize> sector;
+    VHDX_TRY(ring_.read(at, sector));
     std::uint64_t loaded = 0;  // which sector of the entry `sector` holds
     std::uint64_t data_seen = 0;
     for (std::uint64_t i = 0; i < h.descriptor_count; ++i) {
