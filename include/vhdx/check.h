@@ -7,11 +7,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "vhdx/error.h"
 #include "vhdx/file.h"
+#include "vhdx/guid.h"
+#include "vhdx/types.h"
 
 namespace vhdx {
 
@@ -24,6 +27,12 @@ struct CheckResult {
   std::uint64_t corruption_count = 0;
   // What could not be checked and why (a log that needs replay, an unsupported feature).
   std::vector<std::string> check_errors;
+  // Findings that leave the image correct and do not change the exit status: one header torn
+  // or damaged while the other is valid, the state a crash during a header update leaves (the
+  // valid one is current; the next update of the image rewrites the other).
+  std::vector<std::string> warnings;
+  // The log's facts; empty when the image could not be opened far enough to know them.
+  std::optional<CheckLog> log;
   // File space past everything the image references.
   std::uint64_t leaked_bytes = 0;
   std::uint64_t leaked_clusters = 0;  // in 1 MiB units, rounded up

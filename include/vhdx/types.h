@@ -63,6 +63,24 @@ struct MetadataItemInfo {
 
 enum class LogState { kEmpty, kNeedsReplay };
 
+// The log as the check found it (the current header's log fields and the active sequence).
+struct CheckLog {
+  // kNeedsReplay when the current header names a log GUID (the image was not closed cleanly).
+  LogState state = LogState::kEmpty;
+  Guid guid;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  // The active sequence under that GUID (0 entries: nothing to replay).
+  std::uint64_t entries = 0;
+  std::uint64_t first_sequence = 0;
+  std::uint64_t last_sequence = 0;
+  // The sequence was replayed in memory (the file is never changed) and the replayed image is
+  // what was checked.
+  bool replayed = false;
+  // Why a dirty log could not be replayed (also one of the corruptions); empty otherwise.
+  std::string replay_error;
+};
+
 // Counts of BAT payload entries by state.
 struct BlockCounts {
   std::uint64_t not_present = 0;

@@ -11,6 +11,8 @@ Result<CheckResult> check_file(std::unique_ptr<File> file) {
   r.corruptions = std::move(report.corruptions);
   r.corruption_count = report.corruption_count;
   r.check_errors = std::move(report.check_errors);
+  r.warnings = std::move(report.warnings);
+  if (report.log.known) r.log.emplace(std::move(static_cast<CheckLog&>(report.log)));
   r.leaked_bytes = report.leaked_bytes;
   r.leaked_clusters = report.leaked_clusters;
   r.total_blocks = report.total_blocks;

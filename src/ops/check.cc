@@ -81,13 +81,18 @@ Result<void> check_header_section(File& file, std::uint64_t file_size, CheckRepo
   }
   if (headers[0] && headers[1]) {
     // Equal sequence numbers are an error unless the two are identical (the engine decides).
+  } else if (headers[0] || headers[1]) {
+    // One slot torn or damaged: what a crash during a header update (or between the two writes
+    // of a new image) leaves. The other header is current and correct, and the next update
+    // writes this slot, so the image is sound: a warning, not a corruption.
+    const int bad = headers[0] ? 1 : 0;
+    report.warnings.push_back("header " + to_string(bad + 1) + ": " +
+                              headers[bad].error().message() + " (torn or damaged; header " +
+                              to_string(2 - bad) +
+                              " is current and the next update of the image rewrites this one)");
   } else {
-    for (int i = 0; i < 2; ++i) {
-      if (headers[i]) continue;
-      report.add_corruption(
-          "header " + to_string(i + 1) + ": " + headers[i].error().message() +
-          (headers[1 - i] ? " (torn or damaged; header " + to_string(2 - i) + " is used)" : ""));
-    }
+    for (int i = 0; i < 2; ++i)
+      report.add_corruption("header " + to_string(i + 1) + ": " + headers[i].error().message());
   }
   Result<format::RegionTable> tables[2] = {Error(ErrorCode::kInternal, "not read"),
                                            Error(ErrorCode::kInternal, "not read")};
@@ -295,6 +300,7 @@ Result<CheckReport> check_image(std::unique_ptr<File> file) {
   auto engine = image::Engine::open(std::move(file), options);
   if (!engine) {
     for (std::string& m : section.corruptions) report.add_corruption(std::move(m));
+    report.warnings = std::move(section.warnings);
     switch (engine.error().code()) {
       case ErrorCode::kCorrupt:
         // Both headers invalid: the engine names one the header pass already reported.
@@ -319,6 +325,7 @@ Result<CheckReport> check_image(std::unique_ptr<File> file) {
     VHDX_TRY(check_header_section(e.file(), info.file_size, section));
   }
   for (std::string& m : section.corruptions) report.add_corruption(std::move(m));
+  report.warnings = std::move(section.warnings);
   report.file_size = info.file_size;
   report.total_blocks = e.payload_blocks();
   if (!report.log.replay_error.empty()) {

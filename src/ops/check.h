@@ -19,23 +19,10 @@
 
 namespace vhdx::ops {
 
-// The log as the check found it.
-struct CheckLogReport {
-  // Whether the facts below are known: false when the image could not be opened at all.
+// The log as the check found it (see vhdx::CheckLog).
+struct CheckLogReport : CheckLog {
+  // Whether the facts are known: false when the image could not be opened at all.
   bool known = false;
-  // kNeedsReplay when the current header names a log GUID (the image was not closed cleanly).
-  LogState state = LogState::kEmpty;
-  Guid guid;
-  std::uint64_t offset = 0;
-  std::uint64_t length = 0;
-  // The active sequence under that GUID (0 entries: nothing to replay).
-  std::uint64_t entries = 0;
-  std::uint64_t first_sequence = 0;
-  std::uint64_t last_sequence = 0;
-  // The sequence was replayed in memory and the replayed image is what was checked.
-  bool replayed = false;
-  // Why a dirty log could not be replayed (also reported as a corruption); empty otherwise.
-  std::string replay_error;
 };
 
 struct CheckReport {
@@ -45,6 +32,8 @@ struct CheckReport {
   std::uint64_t corruption_count = 0;
   // Why (part of) the image could not be checked, e.g. a log that needs replay.
   std::vector<std::string> check_errors;
+  // Findings that leave the image correct (one header torn or damaged while the other is valid).
+  std::vector<std::string> warnings;
   // File space past the end of everything the image references.
   std::uint64_t leaked_bytes = 0;
   std::uint64_t leaked_clusters = 0;  // leaked_bytes in 1 MiB units, rounded up

@@ -69,17 +69,19 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 // One CLI verdict: "exit N" and the message a user sees first. For `vhdx info` that opened
 // the image: what it says about a dirty log and unavailable block counts. For `vhdx check`: its
-// first ERROR line, or its leak summary.
+// first ERROR line, else its first Warning line, or its leak summary.
 enum class Command { kInfo, kCheck };
 std::string cli_verdict(const guarantees::CliRun& run, const std::string& path, Command command) {
   std::vector<std::string> notes;
   if (!run.err.empty()) notes.push_back(first_line(run.err));
   std::istringstream lines(run.out);
+  std::string first_warning;
   for (std::string line; std::getline(lines, line) && notes.empty();) {
     if (command == Command::kCheck) {
       if (line.rfind("ERROR:", 0) == 0 ||
           (run.status == 3 && line.find("leaked clusters") != std::string::npos))
         notes.push_back(first_line(line));
+      if (line.rfind("Warning:", 0) == 0 && first_warning.empty()) first_warning = line;
       continue;
     }
     if (line.rfind("log:", 0) == 0 && line.find("needs replay") != std::string::npos) {
@@ -91,6 +93,7 @@ std::string cli_verdict(const guarantees::CliRun& run, const std::string& path, 
       notes.push_back(first_line(note));
     }
   }
+  if (notes.empty() && !first_warning.empty()) notes.push_back(first_line(first_warning));
   if (command == Command::kInfo && run.status == 0) {
     std::istringstream again(run.out);
     for (std::string line; std::getline(again, line);)
@@ -177,9 +180,10 @@ std::string render(std::vector<Row> rows) {
         "read, block status or block count), as the memory-file open words it; **vhdx info** "
         "and **vhdx check** are the exit status and first message of the command line tool "
         "(`IMAGE` stands for the file's path; for an image `vhdx info` opens, what it says of a "
-        "dirty log and of block counts it could not make; for `vhdx check`, its first ERROR line "
-        "or its leak summary). `vhdx check` exits 0 when it finds nothing, 1 "
-        "when it cannot check, 2 when it finds corruption, 3 when it finds only leaked space.\n\n"
+        "dirty log and of block counts it could not make; for `vhdx check`, its first ERROR line, "
+        "else its first Warning line, or its leak summary). `vhdx check` exits 0 when it finds "
+        "nothing or only warnings (one header torn beside a valid one), 1 when it cannot check, "
+        "2 when it finds corruption, 3 when it finds only leaked space.\n\n"
         "Codes: **corrupt** = kCorrupt, **unsupported** = kUnsupported, **not-vhdx** = "
         "kNotVhdx, **needs-log-replay** = kNeedsLogReplay.\n\n";
   std::map<std::string, int> counts;

@@ -3,17 +3,15 @@
 // Exit status (qemu-img check's): 0 no problems, 1 the check could not be done (or not
 // completely), 2 corruptions found, 3 only leaked space found. A dirty log is replayed in memory
 // and the replayed image checked; the output ends with the log's state (and as "log" in JSON).
+// Warnings (one torn header beside a valid one) are shown but do not change the status.
 #include <fmt/format.h>
 
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <span>
 
 #include "commands.h"
 #include "vhdx/check.h"
-#include "vhdx/image.h"
 
 namespace vhdx::cli {
 namespace {
@@ -23,49 +21,6 @@ struct CheckOptions {
   std::string output = "human";
   std::string format;
 };
-
-// The log as the check saw it: its state, the active sequence and whether it was replayed (in
-// memory: the file is never changed) so that the replayed image is what got checked.
-struct CheckLog {
-  LogState state = LogState::kEmpty;
-  Guid guid;
-  std::uint64_t offset = 0;
-  std::uint64_t length = 0;
-  std::uint64_t entries = 0;
-  std::uint64_t first_sequence = 0;
-  std::uint64_t last_sequence = 0;
-  bool replayed = false;
-  std::string replay_error;
-};
-
-// Reads the log facts with the same read-only, inspection-only open the check makes; nothing
-// when the image cannot be opened at all (the check reports why).
-std::optional<CheckLog> read_check_log(const std::string& path) {
-  OpenOptions options;
-  options.read_only = true;
-  options.allow_dirty_log = true;
-  auto image = Image::open(path, options);
-  if (!image) return std::nullopt;
-  const ImageInfo& info = (*image)->info();
-  const HeaderInfo& header = info.headers[info.current_header == 1 ? 1 : 0];
-  CheckLog log;
-  log.state = info.log_state;
-  log.guid = header.log_guid;
-  log.offset = header.log_offset;
-  log.length = header.log_length;
-  log.entries = info.log_entries;
-  log.first_sequence = info.log_first_sequence;
-  log.last_sequence = info.log_last_sequence;
-  if (log.state == LogState::kNeedsReplay) {
-    // An open that could not replay the log refuses reads as kNeedsLogReplay, naming the reason
-    // (other read errors are damage the check itself reports).
-    std::uint8_t byte = 0;
-    auto read = (*image)->read(0, std::span(&byte, 1));
-    log.replayed = read || read.error().code() != ErrorCode::kNeedsLogReplay;
-    if (!log.replayed) log.replay_error = read.error().message();
-  }
-  return log;
-}
 
 std::string log_to_human(const CheckLog& log) {
   if (log.state == LogState::kEmpty) return "Log: empty, nothing to replay\n";
@@ -83,9 +38,10 @@ std::string log_to_human(const CheckLog& log) {
       sequence);
 }
 
-std::string check_to_human(const CheckResult& r, const std::optional<CheckLog>& log) {
+std::string check_to_human(const CheckResult& r) {
   std::string out;
   for (const std::string& m : r.corruptions) out += fmt::format("ERROR: {}\n", m);
+  for (const std::string& m : r.warnings) out += fmt::format("Warning: {}\n", m);
   if (r.corruption_count > r.corruptions.size())
     out += fmt::format("... and {} more\n", r.corruption_count - r.corruptions.size());
   for (const std::string& m : r.check_errors) out += fmt::format("ERROR: could not check: {}\n", m);
@@ -111,7 +67,7 @@ std::string check_to_human(const CheckResult& r, const std::optional<CheckLog>& 
         100.0 * static_cast<double>(r.allocated_blocks) / static_cast<double>(r.total_blocks));
   }
   if (r.image_end_offset != 0) out += fmt::format("Image end offset: {}\n", r.image_end_offset);
-  if (log) out += log_to_human(*log);
+  if (r.log) out += log_to_human(*r.log);
   return out;
 }
 
@@ -131,8 +87,7 @@ nlohmann::ordered_json log_to_json(const CheckLog& log) {
   return j;
 }
 
-nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult& r,
-                                     const std::optional<CheckLog>& log) {
+nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult& r) {
   nlohmann::ordered_json j;
   j["image-end-offset"] = r.image_end_offset;
   j["total-clusters"] = r.total_blocks;
@@ -148,7 +103,8 @@ nlohmann::ordered_json check_to_json(const std::string& path, const CheckResult&
   j["file-size"] = r.file_size;
   j["corruption-list"] = r.corruptions;
   j["check-error-list"] = r.check_errors;
-  j["log"] = log ? log_to_json(*log) : nlohmann::ordered_json(nullptr);
+  j["warning-list"] = r.warnings;
+  j["log"] = r.log ? log_to_json(*r.log) : nlohmann::ordered_json(nullptr);
   return j;
 }
 
@@ -156,13 +112,12 @@ int run_check(const CheckOptions& options) {
   if (auto r = check_source_format(options.format); !r) return report_error(r.error());
   auto result = vhdx::check(options.image);
   if (!result) return report_error(result.error());
-  const std::optional<CheckLog> log = read_check_log(options.image);
   if (options.output == "json") {
-    std::cout << check_to_json(options.image, *result, log)
+    std::cout << check_to_json(options.image, *result)
                      .dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
               << std::endl;
   } else {
-    std::cout << check_to_human(*result, log) << std::flush;
+    std::cout << check_to_human(*result) << std::flush;
   }
   return result->exit_status();
 }
