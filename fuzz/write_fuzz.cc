@@ -2,14 +2,20 @@
 // cycles on a valid empty dynamic image held in memory, next to a shadow copy of the virtual
 // disk. Every operation inside the disk must succeed; every read must match the shadow. After a
 // final close, ops::check_image must find no corruption and a fresh read-only open must read
-// exactly the shadow. Anything else aborts.
+// exactly the shadow over the whole disk. Anything else aborts.
 //
 // Input: byte 0 picks the image (bit 0: 1 MiB blocks and 512-byte sectors, or 2 MiB blocks and
 // 4 KiB sectors), then operations of a few bytes each (see the switch below), at most
 // kMaxOperations.
+//
+// Speed (a long run needs millions of executions): the image file is a copy-on-write
+// overlay of the empty image made once, so a run copies only the 4 KiB pages the engine
+// writes; written data comes from a pseudo-random pattern made once; the shadow lives across
+// runs and only the part the last run wrote is zeroed again.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -17,7 +23,7 @@
 
 #include "fuzz_util.h"
 #include "image/engine.h"
-#include "io/mem_file.h"
+#include "io/fault_file.h"
 #include "ops/check.h"
 #include "ops/create.h"
 
@@ -26,6 +32,11 @@ using namespace vhdx;
 namespace {
 
 constexpr int kMaxOperations = 48;
+constexpr std::uint64_t kMaxWrite = 2 << 20;
+// A write of pattern byte p takes kMaxWrite bytes at most from offset p * kPatternStride of the
+// pattern: an odd stride, so that sector-aligned writes with different pattern bytes never carry
+// the same sectors.
+constexpr std::uint64_t kPatternStride = 8191;
 
 struct BaseImage {
   std::vector<std::uint8_t> bytes;
@@ -52,8 +63,24 @@ const BaseImage& base_image(int which) {
   return images[which];
 }
 
-std::unique_ptr<image::Engine> open_engine(const std::shared_ptr<MemFile>& mem, bool read_only) {
-  auto engine = image::Engine::open(std::make_unique<fuzz::SharedMemFile>(mem),
+// Bytes no two places of which look alike (xorshift64), for the data of every write.
+std::span<const std::uint8_t> write_pattern() {
+  static const std::vector<std::uint8_t> pattern = [] {
+    std::vector<std::uint8_t> out(255 * kPatternStride + kMaxWrite);
+    std::uint64_t x = 0x9E3779B97F4A7C15u;
+    for (std::size_t i = 0; i < out.size(); i += 8) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::memcpy(out.data() + i, &x, std::min<std::size_t>(8, out.size() - i));
+    }
+    return out;
+  }();
+  return pattern;
+}
+
+std::unique_ptr<image::Engine> open_engine(OverlayFile& file, bool read_only) {
+  auto engine = image::Engine::open(std::make_unique<BorrowedFile>(file),
                                     OpenOptions{.read_only = read_only});
   if (!engine) fuzz::fail("open: " + engine.error().to_string());
   return std::move(*engine);
@@ -63,17 +90,66 @@ void expect_ok(const Result<void>& r, const std::string& what) {
   if (!r) fuzz::fail(what + ": " + r.error().to_string());
 }
 
+// The virtual disk as it should read. It lives across runs (a fresh multi-MiB buffer per run
+// costs more in page faults than the work itself): only the 64 KiB chunks a run wrote to are
+// zeroed again for the next one, and those never written read as zeros.
+class Shadow {
+ public:
+  static constexpr std::uint64_t kChunk = 64 << 10;
+
+  void reset(std::uint64_t size) {
+    if (bytes_.size() < size) {
+      bytes_.resize(size);
+      written_.resize((size + kChunk - 1) / kChunk);
+    }
+    for (std::size_t c = 0; c < written_.size(); ++c) {
+      if (!written_[c]) continue;
+      std::memset(bytes_.data() + c * kChunk, 0,
+                  std::min<std::size_t>(kChunk, bytes_.size() - c * kChunk));
+      written_[c] = false;
+    }
+  }
+  void write(std::uint64_t offset, std::span<const std::uint8_t> data) {
+    if (data.empty()) return;
+    std::memcpy(bytes_.data() + offset, data.data(), data.size());
+    for (std::uint64_t c = offset / kChunk; c <= (offset + data.size() - 1) / kChunk; ++c)
+      written_[c] = true;
+  }
+  void zero(std::uint64_t offset, std::uint64_t length) {
+    std::memset(bytes_.data() + offset, 0, length);
+  }
+  // Whether `got`, read at virtual offset `offset`, is what the disk holds; chunks never
+  // written are compared with zeros, which stay in the cache.
+  bool matches(std::uint64_t offset, std::span<const std::uint8_t> got) const {
+    static const std::vector<std::uint8_t> zeros(kChunk, 0);
+    for (std::size_t done = 0; done < got.size();) {
+      const std::uint64_t at = offset + done;
+      const auto n = static_cast<std::size_t>(
+          std::min<std::uint64_t>(kChunk - at % kChunk, got.size() - done));
+      const std::uint8_t* expected = written_[at / kChunk] ? bytes_.data() + at : zeros.data();
+      if (std::memcmp(got.data() + done, expected, n) != 0) return false;
+      done += n;
+    }
+    return true;
+  }
+  std::uint8_t at(std::uint64_t offset) const { return bytes_[offset]; }
+
+ private:
+  std::vector<std::uint8_t> bytes_;
+  std::vector<bool> written_;  // by 64 KiB chunk
+};
+
 // Reads [offset, offset+length) and compares it with the shadow.
-void expect_reads_shadow(image::Engine& engine, const std::vector<std::uint8_t>& shadow,
-                         std::uint64_t offset, std::uint64_t length, const char* when) {
-  static std::vector<std::uint8_t> buf(1 << 20);
+void expect_reads_shadow(image::Engine& engine, const Shadow& shadow, std::uint64_t offset,
+                         std::uint64_t length, const char* when) {
+  static std::vector<std::uint8_t> buf(128 << 10);
   while (length > 0) {
-    const std::uint64_t n = std::min<std::uint64_t>(length, buf.size());
-    auto span = std::span(buf).first(n);
-    expect_ok(engine.read(offset, span), std::string("read ") + when);
-    if (!std::equal(span.begin(), span.end(), shadow.begin() + offset)) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(length, buf.size()));
+    const auto got = std::span(buf).first(n);
+    expect_ok(engine.read(offset, got), std::string("read ") + when);
+    if (!shadow.matches(offset, got)) {
       std::uint64_t at = offset;
-      for (std::size_t i = 0; i < n && buf[i] == shadow[offset + i]; ++i) ++at;
+      for (std::size_t i = 0; i < n && buf[i] == shadow.at(offset + i); ++i) ++at;
       fuzz::fail(std::string("read ") + when + " differs from the shadow at virtual offset " +
                  std::to_string(at));
     }
@@ -88,15 +164,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::ByteReader in(data, size);
   const BaseImage& base = base_image(in.u8() & 1);
   const std::uint64_t vsize = base.virtual_size;
-  // Buffers live across runs: fresh multi-MiB allocations per run cost more (page faults) than
-  // the work itself.
-  static const auto mem = std::make_shared<MemFile>();
-  mem->bytes().assign(base.bytes.begin(), base.bytes.end());
-  static std::vector<std::uint8_t> shadow;
-  shadow.assign(vsize, 0);
-  static std::vector<std::uint8_t> payload(2 << 20);
+  const std::span<const std::uint8_t> pattern = write_pattern();
+  static Shadow shadow;
+  shadow.reset(vsize);
+  // The image file: a copy-on-write overlay of the empty image, kept with its page memory.
+  static OverlayFile file(base.bytes, true);
+  file.reset(base.bytes, true);
 
-  auto engine = open_engine(mem, false);
+  auto engine = open_engine(file, false);
   for (int op = 0; op < kMaxOperations && !in.empty(); ++op) {
     const std::uint8_t kind = in.u8() % 8;
     switch (kind) {
@@ -109,12 +184,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                            : (64 << 10) * (1 + std::uint64_t{in.u8()} % 32);
         if (kind == 1) offset &= ~std::uint64_t{511};
         length = std::min(length, vsize - offset);
-        const std::uint8_t pattern = in.u8();
-        for (std::uint64_t i = 0; i < length; ++i)
-          payload[i] = static_cast<std::uint8_t>(pattern + i * 7 + (i >> 9));
-        auto bytes = std::span(payload).first(length);
+        const auto bytes = pattern.subspan(in.u8() * kPatternStride, length);
         expect_ok(engine->write(offset, bytes), "write");
-        std::copy(bytes.begin(), bytes.end(), shadow.begin() + offset);
+        shadow.write(offset, bytes);
         break;
       }
       case 3: {  // discard, any alignment, up to 3 MiB
@@ -122,7 +194,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint64_t length = std::min<std::uint64_t>(in.u32() % (3 << 20), vsize - offset);
         const bool unmap = in.u8() & 1;
         expect_ok(engine->discard(offset, length, unmap), "discard");
-        std::fill_n(shadow.begin() + offset, length, 0);
+        shadow.zero(offset, length);
         break;
       }
       case 4:
@@ -131,7 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 5:
         expect_ok(engine->close(), "close");
         engine.reset();
-        engine = open_engine(mem, false);
+        engine = open_engine(file, false);
         break;
       case 6: {  // read back up to 1 MiB
         const std::uint64_t offset = in.u32() % vsize;
@@ -143,7 +215,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 7: {  // a write reaching past the end: refused, nothing changes
         const std::uint64_t back = 1 + in.u8();
         const std::uint64_t offset = vsize - std::min<std::uint64_t>(back, vsize);
-        auto r = engine->write(offset, std::span(payload).first(back + 1));
+        auto r = engine->write(offset, pattern.first(back + 1));
         if (r || r.error().code() != ErrorCode::kOutOfRange || engine->failed())
           fuzz::fail("a write past the end was not refused with kOutOfRange alone");
         break;
@@ -153,7 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   expect_ok(engine->close(), "final close");
   engine.reset();
 
-  auto report = ops::check_image(std::make_unique<fuzz::SharedMemFile>(mem));
+  auto report = ops::check_image(std::make_unique<BorrowedFile>(file));
   if (!report) fuzz::fail("check: " + report.error().to_string());
   if (report->corruption_count != 0 || !report->check_errors.empty()) {
     std::string what = "check after close: " + std::to_string(report->corruption_count) +
@@ -162,7 +234,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& m : report->check_errors) what += "; " + m;
     fuzz::fail(what);
   }
-  auto reader = open_engine(mem, true);
+  auto reader = open_engine(file, true);
   expect_reads_shadow(*reader, shadow, 0, vsize, "after reopening");
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "base/checked_math.h"
 
@@ -289,23 +290,94 @@ std::unique_ptr<OverlayFile> CrashImageBuilder::build_overlay(CrashPolicy policy
 OverlayFile::OverlayFile(const std::vector<std::uint8_t>& base, bool writable)
     : base_(&base), writable_(writable), size_(base.size()), base_visible_(base.size()) {}
 
+void OverlayFile::reset(const std::vector<std::uint8_t>& base, bool writable) {
+  for (std::uint64_t index : changed_) slot_of_page_[index] = kBase;
+  changed_.clear();
+  free_copies_.clear();
+  copies_used_ = 0;
+  base_ = &base;
+  writable_ = writable;
+  size_ = base.size();
+  base_visible_ = base.size();
+}
+
 void OverlayFile::read_base(std::uint64_t offset, std::span<std::uint8_t> out) const {
   const std::uint64_t from_base =
       offset >= base_visible_ ? 0 : std::min<std::uint64_t>(out.size(), base_visible_ - offset);
   if (from_base > 0)
-    std::copy_n(base_->begin() + static_cast<std::ptrdiff_t>(offset), from_base, out.begin());
-  std::fill(out.begin() + static_cast<std::ptrdiff_t>(from_base), out.end(), 0);
+    std::memcpy(out.data(), base_->data() + offset, static_cast<std::size_t>(from_base));
+  if (from_base < out.size())
+    std::memset(out.data() + from_base, 0, out.size() - static_cast<std::size_t>(from_base));
 }
 
-std::vector<std::uint8_t>& OverlayFile::page(std::uint64_t index) {
-  auto it = pages_.find(index);
-  if (it != pages_.end()) {
-    if (it->second.empty()) it->second.assign(kPage, 0);  // a punched page
-    return it->second;
+std::uint8_t* OverlayFile::copy_data(std::uint32_t slot) const {
+  const std::uint32_t n = slot - 1;
+  return chunks_[n / kPagesPerChunk].get() + std::size_t{n % kPagesPerChunk} * kPage;
+}
+
+std::uint32_t OverlayFile::new_copy() {
+  if (!free_copies_.empty()) {
+    const std::uint32_t n = free_copies_.back();
+    free_copies_.pop_back();
+    return n + 1;
   }
-  std::vector<std::uint8_t> bytes(kPage);
-  read_base(index * kPage, bytes);
-  return pages_.emplace(index, std::move(bytes)).first->second;
+  const std::uint32_t n = copies_used_++;
+  if (n / kPagesPerChunk == chunks_.size())
+    chunks_.push_back(std::make_unique_for_overwrite<std::uint8_t[]>(kPagesPerChunk * kPage));
+  return n + 1;
+}
+
+void OverlayFile::drop_page(std::uint64_t index) {
+  const std::uint32_t s = slot_of_page_[index];
+  if (is_copy(s)) free_copies_.push_back(s - 1);
+  slot_of_page_[index] = kBase;
+}
+
+std::uint8_t* OverlayFile::page(std::uint64_t index, bool whole) {
+  if (index >= slot_of_page_.size()) slot_of_page_.resize(index + 1, kBase);
+  const std::uint32_t s = slot_of_page_[index];
+  if (is_copy(s)) return copy_data(s);
+  const std::uint32_t fresh = new_copy();
+  std::uint8_t* data = copy_data(fresh);
+  if (s == kBase) changed_.push_back(index);
+  if (!whole && s == kPunched)
+    std::memset(data, 0, kPage);
+  else if (!whole)
+    read_base(index * kPage, std::span(data, kPage));
+  slot_of_page_[index] = fresh;
+  return data;
+}
+
+void OverlayFile::read_into(std::uint64_t offset, std::span<std::uint8_t> out) const {
+  if (out.empty()) return;
+  const std::uint64_t last_index = (offset + out.size() - 1) / kPage;
+  std::uint64_t at = offset;
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t index = at / kPage;
+    const std::uint32_t s = slot(index);
+    std::size_t n;
+    if (s == kBase) {
+      // Runs of unchanged pages come from the base in one piece.
+      std::uint64_t end_index = index + 1;
+      while (end_index <= last_index && end_index < slot_of_page_.size() &&
+             slot_of_page_[end_index] == kBase)
+        ++end_index;
+      if (end_index >= slot_of_page_.size()) end_index = last_index + 1;
+      n = static_cast<std::size_t>(
+          std::min<std::uint64_t>(end_index * kPage - at, out.size() - done));
+      read_base(at, out.subspan(done, n));
+    } else {
+      const std::uint64_t in_page = at % kPage;
+      n = static_cast<std::size_t>(std::min<std::uint64_t>(kPage - in_page, out.size() - done));
+      if (s == kPunched)
+        std::memset(out.data() + done, 0, n);
+      else
+        std::memcpy(out.data() + done, copy_data(s) + in_page, n);
+    }
+    at += n;
+    done += n;
+  }
 }
 
 Result<void> OverlayFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
@@ -313,24 +385,7 @@ Result<void> OverlayFile::read_at(std::uint64_t offset, std::span<std::uint8_t> 
   if (!end || *end > size_)
     return Error(ErrorCode::kIo,
                  "unexpected end of file at offset " + std::to_string(offset) + " of <overlay>");
-  std::uint64_t at = offset;
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const std::uint64_t index = at / kPage;
-    const std::uint64_t in_page = at % kPage;
-    const std::size_t n =
-        static_cast<std::size_t>(std::min<std::uint64_t>(kPage - in_page, out.size() - done));
-    auto it = pages_.find(index);
-    if (it != pages_.end() && it->second.empty())
-      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(done), n, 0);
-    else if (it != pages_.end())
-      std::copy_n(it->second.begin() + static_cast<std::ptrdiff_t>(in_page), n,
-                  out.begin() + static_cast<std::ptrdiff_t>(done));
-    else
-      read_base(at, out.subspan(done, n));
-    at += n;
-    done += n;
-  }
+  read_into(offset, out);
   return ok();
 }
 
@@ -345,9 +400,7 @@ Result<void> OverlayFile::write_at(std::uint64_t offset, std::span<const std::ui
     const std::uint64_t in_page = at % kPage;
     const std::size_t n =
         static_cast<std::size_t>(std::min<std::uint64_t>(kPage - in_page, data.size() - done));
-    auto& p = page(at / kPage);
-    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(done), n,
-                p.begin() + static_cast<std::ptrdiff_t>(in_page));
+    std::memcpy(page(at / kPage, n == kPage) + in_page, data.data() + done, n);
     at += n;
     done += n;
   }
@@ -361,12 +414,15 @@ Result<void> OverlayFile::truncate(std::uint64_t new_size) {
     return Error(ErrorCode::kNoSpace, "<overlay> file limit reached");
   if (new_size < size_) {
     // Bytes past the new end must read as zeros if the file grows again.
-    pages_.erase(pages_.lower_bound((new_size + kPage - 1) / kPage), pages_.end());
+    const std::uint64_t first_gone = (new_size + kPage - 1) / kPage;
+    std::erase_if(changed_, [&](std::uint64_t index) {
+      if (index < first_gone) return false;
+      drop_page(index);
+      return true;
+    });
     if (new_size % kPage != 0) {
-      auto it = pages_.find(new_size / kPage);
-      if (it != pages_.end() && !it->second.empty())
-        std::fill(it->second.begin() + static_cast<std::ptrdiff_t>(new_size % kPage),
-                  it->second.end(), 0);
+      const std::uint32_t s = slot(new_size / kPage);
+      if (is_copy(s)) std::memset(copy_data(s) + new_size % kPage, 0, kPage - new_size % kPage);
     }
     base_visible_ = std::min(base_visible_, new_size);
   }
@@ -383,9 +439,12 @@ Result<void> OverlayFile::punch_hole(std::uint64_t offset, std::uint64_t length)
     const std::uint64_t index = at / kPage;
     const std::uint64_t in_page = at % kPage;
     const std::uint64_t n = std::min(kPage - in_page, end - at);
-    if (n == kPage) {
-      pages_[index].clear();  // a whole punched page costs no memory
-      pages_[index].shrink_to_fit();
+    if (n == kPage) {  // a whole punched page costs no memory
+      if (index >= slot_of_page_.size()) slot_of_page_.resize(index + 1, kBase);
+      const std::uint32_t s = slot_of_page_[index];
+      if (s == kBase) changed_.push_back(index);
+      if (is_copy(s)) free_copies_.push_back(s - 1);
+      slot_of_page_[index] = kPunched;
     } else {
       VHDX_TRY(write_at(at, std::span(zeros).first(static_cast<std::size_t>(n))));
     }
@@ -396,24 +455,57 @@ Result<void> OverlayFile::punch_hole(std::uint64_t offset, std::uint64_t length)
 
 std::unique_ptr<OverlayFile> OverlayFile::clone(bool writable) const {
   auto copy = std::make_unique<OverlayFile>(*base_, writable);
-  copy->size_ = size_;
-  copy->base_visible_ = base_visible_;
-  copy->pages_ = pages_;
+  copy->assign(*this, writable);
   return copy;
+}
+
+void OverlayFile::assign(const OverlayFile& other, bool writable) {
+  if (&other == this) {
+    writable_ = writable;
+    return;
+  }
+  reset(*other.base_, writable);
+  size_ = other.size_;
+  base_visible_ = other.base_visible_;
+  if (slot_of_page_.size() < other.slot_of_page_.size())
+    slot_of_page_.resize(other.slot_of_page_.size(), kBase);
+  for (std::uint64_t index : other.changed_) {
+    const std::uint32_t s = other.slot_of_page_[index];
+    if (is_copy(s)) {
+      const std::uint32_t fresh = new_copy();
+      std::memcpy(copy_data(fresh), other.copy_data(s), kPage);
+      slot_of_page_[index] = fresh;
+    } else {
+      slot_of_page_[index] = s;
+    }
+    changed_.push_back(index);
+  }
 }
 
 std::vector<std::uint8_t> OverlayFile::materialize() const {
   std::vector<std::uint8_t> out(static_cast<std::size_t>(size_));
-  read_base(0, out);
-  for (const auto& [index, bytes] : pages_) {
-    const std::uint64_t at = index * kPage;
-    if (at >= size_) break;
-    const std::uint64_t n = std::min<std::uint64_t>(kPage, size_ - at);
-    if (bytes.empty())
-      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(at), n, 0);
+  read_into(0, out);
+  return out;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> OverlayFile::changed_ranges() const {
+  std::vector<std::uint64_t> pages = changed_;
+  std::sort(pages.begin(), pages.end());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  auto add = [&](std::uint64_t begin, std::uint64_t end) {
+    end = std::min(end, size_);
+    if (begin >= end) return;
+    if (!out.empty() && out.back().second >= begin)
+      out.back().second = std::max(out.back().second, end);
     else
-      std::copy_n(bytes.begin(), n, out.begin() + static_cast<std::ptrdiff_t>(at));
+      out.emplace_back(begin, end);
+  };
+  const std::uint64_t hidden_from = std::min<std::uint64_t>(base_visible_, size_);
+  for (std::uint64_t index : pages) {
+    if (index * kPage >= hidden_from) break;  // the tail below covers the rest
+    add(index * kPage, index * kPage + kPage);
   }
+  add(hidden_from, size_);
   return out;
 }
 

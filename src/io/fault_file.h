@@ -20,11 +20,11 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vhdx/file.h"
@@ -154,7 +154,9 @@ class CrashImageBuilder {
 };
 
 // A copy-on-write File over bytes it does not own (they must outlive it and stay unchanged).
-// Changes live in 4 KiB pages of its own; clone() copies only those.
+// Changes live in 4 KiB pages of its own; clone() copies only those. A page costs no allocation
+// of its own: copies sit in 64 KiB chunks that reset() keeps for the next use, so an overlay
+// reused many times (a fuzz target's image) allocates nothing once warm.
 class OverlayFile final : public File {
  public:
   OverlayFile(const std::vector<std::uint8_t>& base, bool writable);
@@ -169,14 +171,40 @@ class OverlayFile final : public File {
   std::string name() const override { return "<overlay>"; }
 
   std::unique_ptr<OverlayFile> clone(bool writable) const;
+  // Becomes a copy of `other` (over the same base), as clone() would make, but in the page
+  // memory this overlay already has.
+  void assign(const OverlayFile& other, bool writable);
+  // Drops every change and starts over on `base` (which must outlive it and stay unchanged),
+  // keeping the memory of the page copies.
+  void reset(const std::vector<std::uint8_t>& base, bool writable);
   // The whole file as bytes.
   std::vector<std::uint8_t> materialize() const;
-  std::uint64_t changed_pages() const { return pages_.size(); }
+  std::uint64_t changed_pages() const { return changed_.size(); }
+  // Where the file may read differently from its base, as sorted, disjoint [begin, end) byte
+  // ranges inside [0, size()): the changed pages (adjacent ones merged) and everything from where
+  // the base stops being visible (its end, or a truncate below it) to the file's end. Every byte
+  // outside them reads as the base's byte at the same offset.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> changed_ranges() const;
 
   static constexpr std::uint64_t kPage = 4096;
 
  private:
-  std::vector<std::uint8_t>& page(std::uint64_t index);
+  // What a page reads as: the base (or zeros past it), zeros (a punched page), or a copy.
+  static constexpr std::uint32_t kBase = 0;
+  static constexpr std::uint32_t kPunched = UINT32_MAX;
+  static constexpr std::uint32_t kPagesPerChunk = 16;
+
+  std::uint32_t slot(std::uint64_t index) const {
+    return index < slot_of_page_.size() ? slot_of_page_[index] : kBase;
+  }
+  static bool is_copy(std::uint32_t slot) { return slot != kBase && slot != kPunched; }
+  std::uint8_t* copy_data(std::uint32_t slot) const;
+  std::uint32_t new_copy();
+  void drop_page(std::uint64_t index);
+  // The page's own copy, made from what it reads as now (unless the caller will overwrite the
+  // `whole` page).
+  std::uint8_t* page(std::uint64_t index, bool whole);
+  void read_into(std::uint64_t offset, std::span<std::uint8_t> out) const;
   void read_base(std::uint64_t offset, std::span<std::uint8_t> out) const;
 
   const std::vector<std::uint8_t>* base_;
@@ -184,8 +212,16 @@ class OverlayFile final : public File {
   std::uint64_t size_;
   // Bytes of base_ still visible: a truncate below it hides the rest for good.
   std::uint64_t base_visible_;
-  // Changed pages; an empty vector is a punched page (all zeros).
-  std::map<std::uint64_t, std::vector<std::uint8_t>> pages_;
+  // By page index: kBase, kPunched, or 1 + the number of the page's copy. Pages past the end
+  // of the vector are kBase.
+  std::vector<std::uint32_t> slot_of_page_;
+  // Indices of the pages that are not kBase, in no order.
+  std::vector<std::uint64_t> changed_;
+  // Page copies: copy n is page n % kPagesPerChunk of chunk n / kPagesPerChunk. Copies below
+  // copies_used_ are in use unless listed in free_copies_.
+  std::vector<std::unique_ptr<std::uint8_t[]>> chunks_;
+  std::uint32_t copies_used_ = 0;
+  std::vector<std::uint32_t> free_copies_;
 };
 
 // A File that forwards to one it does not own, so a test can hand an engine a file and keep

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 
@@ -278,6 +279,76 @@ TEST(OverlayFile, PunchedPagesReadAsZerosAndTakeWritesAgain) {
   EXPECT_EQ(got, expected);
   expected.resize(3 * 4096 + 1);
   EXPECT_EQ(clone->materialize(), expected);
+}
+
+TEST(OverlayFile, ChangedRangesCoverEveryByteThatDiffersFromTheBase) {
+  using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  const auto base = filled(10 * 4096, 5);
+  OverlayFile o(base, true);
+  EXPECT_EQ(o.changed_ranges(), Ranges{});
+  ASSERT_TRUE(o.write_at(4096 + 10, filled(4096, 6)));  // pages 1 and 2, merged
+  ASSERT_TRUE(o.punch_hole(5 * 4096, 4096));            // page 5, punched whole
+  ASSERT_TRUE(o.write_at(7 * 4096, filled(1, 5)));      // page 7, same byte as the base
+  EXPECT_EQ(o.changed_ranges(),
+            (Ranges{{4096, 3 * 4096}, {5 * 4096, 6 * 4096}, {7 * 4096, 8 * 4096}}));
+
+  // Grown past the base: the new bytes count as changed.
+  ASSERT_TRUE(o.truncate(10 * 4096 + 100));
+  EXPECT_EQ(o.changed_ranges().back(),
+            (std::pair<std::uint64_t, std::uint64_t>{10 * 4096, 10 * 4096 + 100}));
+  // Cut inside page 7 and regrown: everything from the cut on differs from the base.
+  ASSERT_TRUE(o.truncate(7 * 4096 + 50));
+  ASSERT_TRUE(o.truncate(9 * 4096));
+  EXPECT_EQ(o.changed_ranges(),
+            (Ranges{{4096, 3 * 4096}, {5 * 4096, 6 * 4096}, {7 * 4096, 9 * 4096}}));
+
+  // Outside the ranges, every byte reads as the base's.
+  const std::vector<std::uint8_t> now = o.materialize();
+  const Ranges ranges = o.changed_ranges();
+  for (std::uint64_t at = 0; at < now.size(); ++at) {
+    const bool inside = std::any_of(ranges.begin(), ranges.end(),
+                                    [&](const auto& r) { return r.first <= at && at < r.second; });
+    if (!inside) {
+      ASSERT_EQ(now[at], base[at]) << "offset " << at;
+    }
+  }
+  EXPECT_EQ(o.clone(false)->changed_ranges(), ranges);
+}
+
+TEST(OverlayFile, ResetDropsEveryChangeAndReusesTheCopies) {
+  const auto base = filled(20 * 4096, 1);
+  const auto other = filled(3 * 4096 + 7, 2);
+  OverlayFile o(base, true);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(o.write_at(100, filled(40 * 1024, 9)));  // pages 0-10, in 64 KiB chunks
+    ASSERT_TRUE(o.punch_hole(12 * 4096, 2 * 4096));
+    ASSERT_TRUE(o.truncate(5 * 4096 + 1));  // frees pages 6-13; page 5 keeps one byte
+    ASSERT_TRUE(o.write_at(30 * 4096, filled(3, 8)));
+    std::vector<std::uint8_t> expected(30 * 4096 + 3, 0);
+    std::copy_n(base.begin(), 100, expected.begin());
+    std::fill_n(expected.begin() + 100, 5 * 4096 + 1 - 100, 9);
+    std::fill_n(expected.begin() + 30 * 4096, 3, 8);
+    EXPECT_EQ(o.materialize(), expected) << "round " << round;
+    EXPECT_EQ(o.changed_pages(), 7u);  // pages 0-5 and 30
+
+    o.reset(base, true);
+    EXPECT_EQ(o.changed_pages(), 0u);
+    EXPECT_EQ(o.materialize(), base);
+  }
+  ASSERT_TRUE(o.write_at(5, filled(4096, 3)));
+  ASSERT_TRUE(o.punch_hole(2 * 4096, 4096));
+  OverlayFile copy(other, true);
+  ASSERT_TRUE(copy.write_at(0, filled(9000, 4)));  // replaced by the assign
+  copy.assign(o, true);
+  EXPECT_EQ(copy.materialize(), o.materialize());
+  EXPECT_EQ(copy.changed_ranges(), o.changed_ranges());
+  ASSERT_TRUE(copy.write_at(7, filled(1, 6)));  // the copy's pages are its own
+  EXPECT_EQ(o.materialize()[7], 3);
+
+  o.reset(other, false);
+  EXPECT_EQ(o.materialize(), other);
+  EXPECT_EQ(*o.size(), other.size());
+  EXPECT_FALSE(o.write_at(0, filled(1, 1)));
 }
 
 TEST(BorrowedFile, ForwardsToTheFileItBorrows) {
