@@ -18,7 +18,7 @@
 // the same disk (all of it up to 8 MiB). Anything else aborts.
 //
 // Speed (a long run needs millions of executions): the image lives across runs and only its
-// log region changes; whatever writes works on a copy-on-write io::OverlayFile of it, which
+// log region changes; whatever writes works on an io CopyOnWriteFile of it, which
 // copies only the 4 KiB pages written; comparisons read through static buffers.
 //
 // Seeds: with VHDX_FUZZ_SEED_OUT set to a folder, the first run writes seeds there (the image's
@@ -174,7 +174,7 @@ void expect_same_bytes(File& a, File& b, const ByteRanges& ranges, const std::st
 // from the image (each update's range, the growth past the old end, each page the in-place
 // replay wrote), and, to catch a write that lands elsewhere in memory, page `sample_page` of
 // every 64 KiB.
-void replay_compare_ranges(const log::LogSequence& sequence, const OverlayFile& in_place,
+void replay_compare_ranges(const log::LogSequence& sequence, const CopyOnWriteFile& in_place,
                            std::uint64_t base_size, std::uint64_t target_size,
                            std::uint64_t sample_page, ByteRanges& out) {
   out.clear();
@@ -236,7 +236,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  (plan ? overlay.error().to_string() : plan.error().to_string()));
     if (plan && plan->target_size > kMaxReplayedFileSize) small_replay = false;
     if (plan && small_replay) {
-      static OverlayFile replayed(bytes, true);
+      static CopyOnWriteFile replayed(bytes, true);
       replayed.reset(bytes, true);
       if (auto r = log::replay_in_place(replayed, sequence); !r)
         fuzz::fail("replay_in_place after a good plan: " + r.error().to_string());
@@ -249,7 +249,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       replay_compare_ranges(sequence, replayed, bytes.size(), after_size, size % 16, ranges);
       expect_same_bytes(**overlay, replayed, ranges, "in-memory and in-place replay differ");
 
-      static OverlayFile twice(bytes, true);
+      static CopyOnWriteFile twice(bytes, true);
       twice.assign(replayed, true);
       if (auto r = log::replay_in_place(twice, sequence); !r || *twice.size() != after_size)
         fuzz::fail("a second replay in place changed the file");
@@ -264,7 +264,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto ro = image::Engine::open(std::make_unique<fuzz::InputFile>(bytes.data(), bytes.size()),
                                 OpenOptions{.read_only = true});
   if (!small_replay) return 0;
-  static OverlayFile engine_file(bytes, true);
+  static CopyOnWriteFile engine_file(bytes, true);
   engine_file.reset(bytes, true);
   auto rw = image::Engine::open(std::make_unique<BorrowedFile>(engine_file),
                                 OpenOptions{.read_only = false});

@@ -79,7 +79,7 @@ std::span<const std::uint8_t> write_pattern() {
   return pattern;
 }
 
-std::unique_ptr<image::Engine> open_engine(OverlayFile& file, bool read_only) {
+std::unique_ptr<image::Engine> open_engine(CopyOnWriteFile& file, bool read_only) {
   auto engine = image::Engine::open(std::make_unique<BorrowedFile>(file),
                                     OpenOptions{.read_only = read_only});
   if (!engine) fuzz::fail("open: " + engine.error().to_string());
@@ -168,7 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static Shadow shadow;
   shadow.reset(vsize);
   // The image file: a copy-on-write overlay of the empty image, kept with its page memory.
-  static OverlayFile file(base.bytes, true);
+  static CopyOnWriteFile file(base.bytes, true);
   file.reset(base.bytes, true);
 
   auto engine = open_engine(file, false);

@@ -113,7 +113,7 @@ struct BytesSink {
 
 // Overlay operations cannot fail short of the 4 GiB limit the trace never passes.
 struct OverlaySink {
-  OverlayFile& file;
+  CopyOnWriteFile& file;
   void apply(const FaultOp& op) {
     switch (op.kind) {
       case FaultOp::Kind::kWrite:
@@ -278,19 +278,19 @@ std::vector<std::uint8_t> CrashImageBuilder::build(CrashPolicy policy, std::uint
   return image;
 }
 
-std::unique_ptr<OverlayFile> CrashImageBuilder::build_overlay(CrashPolicy policy,
-                                                              std::uint64_t seed) const {
-  auto image = std::make_unique<OverlayFile>(durable_, true);
+std::unique_ptr<CopyOnWriteFile> CrashImageBuilder::build_overlay(CrashPolicy policy,
+                                                                  std::uint64_t seed) const {
+  auto image = std::make_unique<CopyOnWriteFile>(durable_, true);
   std::mt19937_64 rng(seed);
   OverlaySink sink{*image};
   for (std::size_t i : pending_) crash_op(trace_[i], policy, rng, sink);
   return image;
 }
 
-OverlayFile::OverlayFile(const std::vector<std::uint8_t>& base, bool writable)
+CopyOnWriteFile::CopyOnWriteFile(const std::vector<std::uint8_t>& base, bool writable)
     : base_(&base), writable_(writable), size_(base.size()), base_visible_(base.size()) {}
 
-void OverlayFile::reset(const std::vector<std::uint8_t>& base, bool writable) {
+void CopyOnWriteFile::reset(const std::vector<std::uint8_t>& base, bool writable) {
   for (std::uint64_t index : changed_) slot_of_page_[index] = kBase;
   changed_.clear();
   free_copies_.clear();
@@ -301,7 +301,7 @@ void OverlayFile::reset(const std::vector<std::uint8_t>& base, bool writable) {
   base_visible_ = base.size();
 }
 
-void OverlayFile::read_base(std::uint64_t offset, std::span<std::uint8_t> out) const {
+void CopyOnWriteFile::read_base(std::uint64_t offset, std::span<std::uint8_t> out) const {
   const std::uint64_t from_base =
       offset >= base_visible_ ? 0 : std::min<std::uint64_t>(out.size(), base_visible_ - offset);
   if (from_base > 0)
@@ -310,12 +310,12 @@ void OverlayFile::read_base(std::uint64_t offset, std::span<std::uint8_t> out) c
     std::memset(out.data() + from_base, 0, out.size() - static_cast<std::size_t>(from_base));
 }
 
-std::uint8_t* OverlayFile::copy_data(std::uint32_t slot) const {
+std::uint8_t* CopyOnWriteFile::copy_data(std::uint32_t slot) const {
   const std::uint32_t n = slot - 1;
   return chunks_[n / kPagesPerChunk].get() + std::size_t{n % kPagesPerChunk} * kPage;
 }
 
-std::uint32_t OverlayFile::new_copy() {
+std::uint32_t CopyOnWriteFile::new_copy() {
   if (!free_copies_.empty()) {
     const std::uint32_t n = free_copies_.back();
     free_copies_.pop_back();
@@ -327,13 +327,13 @@ std::uint32_t OverlayFile::new_copy() {
   return n + 1;
 }
 
-void OverlayFile::drop_page(std::uint64_t index) {
+void CopyOnWriteFile::drop_page(std::uint64_t index) {
   const std::uint32_t s = slot_of_page_[index];
   if (is_copy(s)) free_copies_.push_back(s - 1);
   slot_of_page_[index] = kBase;
 }
 
-std::uint8_t* OverlayFile::page(std::uint64_t index, bool whole) {
+std::uint8_t* CopyOnWriteFile::page(std::uint64_t index, bool whole) {
   if (index >= slot_of_page_.size()) slot_of_page_.resize(index + 1, kBase);
   const std::uint32_t s = slot_of_page_[index];
   if (is_copy(s)) return copy_data(s);
@@ -348,7 +348,7 @@ std::uint8_t* OverlayFile::page(std::uint64_t index, bool whole) {
   return data;
 }
 
-void OverlayFile::read_into(std::uint64_t offset, std::span<std::uint8_t> out) const {
+void CopyOnWriteFile::read_into(std::uint64_t offset, std::span<std::uint8_t> out) const {
   if (out.empty()) return;
   const std::uint64_t last_index = (offset + out.size() - 1) / kPage;
   std::uint64_t at = offset;
@@ -380,7 +380,7 @@ void OverlayFile::read_into(std::uint64_t offset, std::span<std::uint8_t> out) c
   }
 }
 
-Result<void> OverlayFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
+Result<void> CopyOnWriteFile::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
   auto end = checked_add(offset, out.size());
   if (!end || *end > size_)
     return Error(ErrorCode::kIo,
@@ -389,7 +389,7 @@ Result<void> OverlayFile::read_at(std::uint64_t offset, std::span<std::uint8_t> 
   return ok();
 }
 
-Result<void> OverlayFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> data) {
+Result<void> CopyOnWriteFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> data) {
   if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
   auto end = checked_add(offset, data.size());
   if (!end || *end > FaultFile::kMaxSize)
@@ -408,7 +408,7 @@ Result<void> OverlayFile::write_at(std::uint64_t offset, std::span<const std::ui
   return ok();
 }
 
-Result<void> OverlayFile::truncate(std::uint64_t new_size) {
+Result<void> CopyOnWriteFile::truncate(std::uint64_t new_size) {
   if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
   if (new_size > FaultFile::kMaxSize)
     return Error(ErrorCode::kNoSpace, "<overlay> file limit reached");
@@ -430,7 +430,7 @@ Result<void> OverlayFile::truncate(std::uint64_t new_size) {
   return ok();
 }
 
-Result<void> OverlayFile::punch_hole(std::uint64_t offset, std::uint64_t length) {
+Result<void> CopyOnWriteFile::punch_hole(std::uint64_t offset, std::uint64_t length) {
   if (!writable_) return Error(ErrorCode::kReadOnly, "<overlay> is read-only");
   if (offset >= size_) return ok();
   const std::uint64_t end = offset + std::min(length, size_ - offset);
@@ -453,13 +453,13 @@ Result<void> OverlayFile::punch_hole(std::uint64_t offset, std::uint64_t length)
   return ok();
 }
 
-std::unique_ptr<OverlayFile> OverlayFile::clone(bool writable) const {
-  auto copy = std::make_unique<OverlayFile>(*base_, writable);
+std::unique_ptr<CopyOnWriteFile> CopyOnWriteFile::clone(bool writable) const {
+  auto copy = std::make_unique<CopyOnWriteFile>(*base_, writable);
   copy->assign(*this, writable);
   return copy;
 }
 
-void OverlayFile::assign(const OverlayFile& other, bool writable) {
+void CopyOnWriteFile::assign(const CopyOnWriteFile& other, bool writable) {
   if (&other == this) {
     writable_ = writable;
     return;
@@ -482,13 +482,13 @@ void OverlayFile::assign(const OverlayFile& other, bool writable) {
   }
 }
 
-std::vector<std::uint8_t> OverlayFile::materialize() const {
+std::vector<std::uint8_t> CopyOnWriteFile::materialize() const {
   std::vector<std::uint8_t> out(static_cast<std::size_t>(size_));
   read_into(0, out);
   return out;
 }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> OverlayFile::changed_ranges() const {
+std::vector<std::pair<std::uint64_t, std::uint64_t>> CopyOnWriteFile::changed_ranges() const {
   std::vector<std::uint64_t> pages = changed_;
   std::sort(pages.begin(), pages.end());
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;

@@ -13,7 +13,7 @@
 // n-th call of a kind fails with EIO once (transient) or from then on (persistent), and a size
 // limit makes growing writes fail with ENOSPC.
 //
-// OverlayFile: a copy-on-write File over borrowed bytes, so a crash image of a large file costs
+// CopyOnWriteFile: a copy-on-write File over borrowed bytes, so a crash image of a large file costs
 // only the pages that change (the replay writes in place into the overlay).
 //
 // Thread safety: none.
@@ -56,7 +56,7 @@ void apply_fault_op(const FaultOp& op, std::vector<std::uint8_t>& bytes);
 // Applies `op` to `bytes` as a crash under `policy` may leave it, drawing from `rng`.
 void apply_fault_op_crashed(const FaultOp& op, CrashPolicy policy, std::mt19937_64& rng,
                             std::vector<std::uint8_t>& bytes);
-class OverlayFile;
+class CopyOnWriteFile;
 
 class FaultFile final : public File {
  public:
@@ -144,7 +144,7 @@ class CrashImageBuilder {
   std::vector<std::uint8_t> build(CrashPolicy policy, std::uint64_t seed) const;
   // The same image as a copy-on-write overlay of durable() (valid until the next advance()):
   // only the pages the pending operations touch are copied. Same seed, same image as build().
-  std::unique_ptr<OverlayFile> build_overlay(CrashPolicy policy, std::uint64_t seed) const;
+  std::unique_ptr<CopyOnWriteFile> build_overlay(CrashPolicy policy, std::uint64_t seed) const;
 
  private:
   std::vector<std::uint8_t> durable_;
@@ -157,9 +157,9 @@ class CrashImageBuilder {
 // Changes live in 4 KiB pages of its own; clone() copies only those. A page costs no allocation
 // of its own: copies sit in 64 KiB chunks that reset() keeps for the next use, so an overlay
 // reused many times (a fuzz target's image) allocates nothing once warm.
-class OverlayFile final : public File {
+class CopyOnWriteFile final : public File {
  public:
-  OverlayFile(const std::vector<std::uint8_t>& base, bool writable);
+  CopyOnWriteFile(const std::vector<std::uint8_t>& base, bool writable);
 
   Result<void> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
   Result<void> write_at(std::uint64_t offset, std::span<const std::uint8_t> data) override;
@@ -170,10 +170,10 @@ class OverlayFile final : public File {
   bool writable() const override { return writable_; }
   std::string name() const override { return "<overlay>"; }
 
-  std::unique_ptr<OverlayFile> clone(bool writable) const;
+  std::unique_ptr<CopyOnWriteFile> clone(bool writable) const;
   // Becomes a copy of `other` (over the same base), as clone() would make, but in the page
   // memory this overlay already has.
-  void assign(const OverlayFile& other, bool writable);
+  void assign(const CopyOnWriteFile& other, bool writable);
   // Drops every change and starts over on `base` (which must outlive it and stay unchanged),
   // keeping the memory of the page copies.
   void reset(const std::vector<std::uint8_t>& base, bool writable);

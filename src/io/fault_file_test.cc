@@ -236,9 +236,9 @@ TEST(FaultFile, BuilderRebuildsEveryEarlierCrashPointFromTheTrace) {
   }
 }
 
-TEST(OverlayFile, CopiesOnWriteAndLeavesTheBaseAlone) {
+TEST(CopyOnWriteFile, CopiesOnWriteAndLeavesTheBaseAlone) {
   const auto base = filled(10000, 7);
-  OverlayFile o(base, true);
+  CopyOnWriteFile o(base, true);
   ASSERT_TRUE(o.write_at(4000, filled(200, 8)));  // spans two pages
   ASSERT_TRUE(o.punch_hole(9000, 5000));          // clipped at the end
   EXPECT_EQ(o.changed_pages(), 3u);
@@ -263,9 +263,9 @@ TEST(OverlayFile, CopiesOnWriteAndLeavesTheBaseAlone) {
   EXPECT_EQ(base, filled(10000, 7));
 }
 
-TEST(OverlayFile, PunchedPagesReadAsZerosAndTakeWritesAgain) {
+TEST(CopyOnWriteFile, PunchedPagesReadAsZerosAndTakeWritesAgain) {
   const auto base = filled(5 * 4096, 3);
-  OverlayFile o(base, true);
+  CopyOnWriteFile o(base, true);
   ASSERT_TRUE(o.punch_hole(100, 4 * 4096));  // pages 1-3 whole, 0 and 4 partly
   ASSERT_TRUE(o.write_at(2 * 4096 + 10, filled(5, 9)));
   auto clone = o.clone(true);
@@ -281,10 +281,10 @@ TEST(OverlayFile, PunchedPagesReadAsZerosAndTakeWritesAgain) {
   EXPECT_EQ(clone->materialize(), expected);
 }
 
-TEST(OverlayFile, ChangedRangesCoverEveryByteThatDiffersFromTheBase) {
+TEST(CopyOnWriteFile, ChangedRangesCoverEveryByteThatDiffersFromTheBase) {
   using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
   const auto base = filled(10 * 4096, 5);
-  OverlayFile o(base, true);
+  CopyOnWriteFile o(base, true);
   EXPECT_EQ(o.changed_ranges(), Ranges{});
   ASSERT_TRUE(o.write_at(4096 + 10, filled(4096, 6)));  // pages 1 and 2, merged
   ASSERT_TRUE(o.punch_hole(5 * 4096, 4096));            // page 5, punched whole
@@ -315,10 +315,10 @@ TEST(OverlayFile, ChangedRangesCoverEveryByteThatDiffersFromTheBase) {
   EXPECT_EQ(o.clone(false)->changed_ranges(), ranges);
 }
 
-TEST(OverlayFile, ResetDropsEveryChangeAndReusesTheCopies) {
+TEST(CopyOnWriteFile, ResetDropsEveryChangeAndReusesTheCopies) {
   const auto base = filled(20 * 4096, 1);
   const auto other = filled(3 * 4096 + 7, 2);
-  OverlayFile o(base, true);
+  CopyOnWriteFile o(base, true);
   for (int round = 0; round < 3; ++round) {
     ASSERT_TRUE(o.write_at(100, filled(40 * 1024, 9)));  // pages 0-10, in 64 KiB chunks
     ASSERT_TRUE(o.punch_hole(12 * 4096, 2 * 4096));
@@ -337,7 +337,7 @@ TEST(OverlayFile, ResetDropsEveryChangeAndReusesTheCopies) {
   }
   ASSERT_TRUE(o.write_at(5, filled(4096, 3)));
   ASSERT_TRUE(o.punch_hole(2 * 4096, 4096));
-  OverlayFile copy(other, true);
+  CopyOnWriteFile copy(other, true);
   ASSERT_TRUE(copy.write_at(0, filled(9000, 4)));  // replaced by the assign
   copy.assign(o, true);
   EXPECT_EQ(copy.materialize(), o.materialize());

@@ -288,7 +288,7 @@ Result<Recording> record_workload(const WorkloadSpec& spec) {
     rec.changes.push_back(std::move(changes));
   }
   // The workload itself (no crash) must leave exactly the model.
-  auto check = image::Engine::open(std::make_unique<OverlayFile>(rec.file->bytes(), false), {});
+  auto check = image::Engine::open(std::make_unique<CopyOnWriteFile>(rec.file->bytes(), false), {});
   if (!check) return std::move(check).error().with_context("final image");
   VHDX_ASSIGN_OR_RETURN(auto disk, read_disk(**check));
   if (disk != model) return Error(ErrorCode::kInternal, "final image differs from the model");
@@ -309,8 +309,9 @@ std::uint64_t count_log_wraps(const Recording& rec) {
   return wraps;
 }
 
-std::optional<std::string> verify_crash_image(const OverlayFile& image, const ShadowView& shadow,
-                                              QemuChecker* qemu, std::uint32_t logical_sector_size,
+std::optional<std::string> verify_crash_image(const CopyOnWriteFile& image,
+                                              const ShadowView& shadow, QemuChecker* qemu,
+                                              std::uint32_t logical_sector_size,
                                               bool* needed_replay) {
   // Buffers reused across crash points: one allocation of the disk's size per point costs
   // page faults, which dominate under sanitizers.
@@ -328,7 +329,7 @@ std::optional<std::string> verify_crash_image(const OverlayFile& image, const Sh
   }
   // Writable: the log is replayed in place.
   const auto rw_file = image.clone(true);
-  OverlayFile& rw = *rw_file;
+  CopyOnWriteFile& rw = *rw_file;
   {
     auto e = image::Engine::open(std::make_unique<BorrowedFile>(rw), {.read_only = false});
     if (!e) return "writable open (replay) failed: " + e.error().to_string();
@@ -387,7 +388,7 @@ std::optional<std::string> verify_crash_image(const OverlayFile& image, const Sh
   return std::nullopt;
 }
 
-NewImageVerdict verify_new_image(const OverlayFile& image, const ops::CreateParams& params,
+NewImageVerdict verify_new_image(const CopyOnWriteFile& image, const ops::CreateParams& params,
                                  const std::vector<std::uint8_t>& expected, QemuChecker* qemu) {
   auto fail = [](std::string why) { return NewImageVerdict{NewImageVerdict::kFailed, why}; };
   auto ro = image::Engine::open(image.clone(false), {});

@@ -122,8 +122,9 @@ struct ShadowView {
   const std::vector<std::vector<const std::vector<std::uint8_t>*>>* candidates = nullptr;
 };
 // needed_replay (optional) tells whether the crash image's log needed replay.
-std::optional<std::string> verify_crash_image(const OverlayFile& image, const ShadowView& shadow,
-                                              QemuChecker* qemu, std::uint32_t logical_sector_size,
+std::optional<std::string> verify_crash_image(const CopyOnWriteFile& image,
+                                              const ShadowView& shadow, QemuChecker* qemu,
+                                              std::uint32_t logical_sector_size,
                                               bool* needed_replay = nullptr);
 
 // Walks the crash positions of a recording in order, keeping the shadow model in step.
@@ -157,7 +158,7 @@ struct NewImageVerdict {
   std::string detail;
   bool one_header = false;  // complete, but one header slot was never written (crash between)
 };
-NewImageVerdict verify_new_image(const OverlayFile& image, const ops::CreateParams& params,
+NewImageVerdict verify_new_image(const CopyOnWriteFile& image, const ops::CreateParams& params,
                                  const std::vector<std::uint8_t>& expected, QemuChecker* qemu);
 
 // Result of crashing one workload.

@@ -86,11 +86,11 @@ std::optional<std::string> verify_after_fault(FaultFile& file, const Shadow& sha
     for (const auto& v : shadow.since[p]) candidates[p].push_back(&v);
   const ShadowView view{nullptr, &shadow.durable, &candidates};
   ++stats.images_checked;
-  if (auto f = verify_crash_image(OverlayFile(file.bytes(), false), view, qemu, sector))
+  if (auto f = verify_crash_image(CopyOnWriteFile(file.bytes(), false), view, qemu, sector))
     return "the file as it stands: " + *f;
   const auto crashed = file.crash_image(CrashPolicy::kRandom, seed);
   ++stats.images_checked;
-  if (auto f = verify_crash_image(OverlayFile(crashed, false), view, nullptr, sector))
+  if (auto f = verify_crash_image(CopyOnWriteFile(crashed, false), view, nullptr, sector))
     return "a crash image of it: " + *f;
   return std::nullopt;
 }
@@ -336,7 +336,7 @@ TEST(IoErrors, CreateAndConvertEveryCallSite) {
           const auto crashed = file.crash_image(CrashPolicy::kRandom, nth);
           for (const auto* image : {&as_is, &crashed}) {
             const auto verdict =
-                verify_new_image(OverlayFile(*image, false), job.params, expected, &qemu);
+                verify_new_image(CopyOnWriteFile(*image, false), job.params, expected, &qemu);
             if (verdict.outcome == NewImageVerdict::kFailed) failure = verdict.detail;
             if (verdict.outcome == NewImageVerdict::kRefused) ++refused;
             if (verdict.outcome == NewImageVerdict::kComplete) ++complete;
