@@ -285,6 +285,7 @@ Result<void> Engine::read_metadata() {
                      " bytes into the region; this library reads at most " + num(kMaxMetadataRead));
   if (needed > region.size()) {
     const std::uint64_t have = region.size();
+    region.reserve(needed);  // exactly: a resize alone would double the 64 KiB
     region.resize(needed);
     VHDX_TRY(file_->read_at(metadata_region_.offset + have,
                             std::span<std::uint8_t>(region).subspan(have)));
