@@ -229,19 +229,46 @@ bool range_operands(IoSession& s, const IoCommand& self, const std::vector<std::
   return true;
 }
 
-// The contents of a `write -s` file, at most `limit` bytes (it repeats to fill the write).
-Result<std::vector<std::uint8_t>> read_source_file(const std::string& path, std::uint64_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorCode::kIo, fmt::format("cannot open source file {}", path));
-  std::vector<std::uint8_t> data(std::min(limit, kReadChunk));
-  in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  if (in.bad()) return Error(ErrorCode::kIo, fmt::format("cannot read source file {}", path));
-  data.resize(static_cast<std::size_t>(in.gcount()));
-  if (data.empty() && limit > 0) {
-    return Error(ErrorCode::kIo, fmt::format("source file {} is empty", path));
+// The data of a `write -s` file: its first `period` bytes (the whole file, or as much of it as
+// the write covers) repeat from the start of the write, as in qemu-io. The file is read piece by
+// piece as the write goes, so a large source costs no more memory than the write buffer.
+class SourcePattern {
+ public:
+  static Result<SourcePattern> open(const std::string& path, std::uint64_t length) {
+    SourcePattern source;
+    source.path_ = path;
+    source.in_.open(path, std::ios::binary | std::ios::ate);
+    if (!source.in_) return Error(ErrorCode::kIo, fmt::format("cannot open source file {}", path));
+    const std::streamoff size = source.in_.tellg();
+    if (size < 0) return Error(ErrorCode::kIo, fmt::format("cannot read source file {}", path));
+    if (size == 0 && length > 0)
+      return Error(ErrorCode::kIo, fmt::format("source file {} is empty", path));
+    source.period_ = std::min(static_cast<std::uint64_t>(size), length);
+    return source;
   }
-  return data;
-}
+
+  // Fills `out` with the bytes for the write's bytes [position, position + out.size()).
+  Result<void> fill(std::uint64_t position, std::span<std::uint8_t> out) {
+    std::uint64_t at = position % period_;
+    for (std::size_t done = 0; done < out.size();) {
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(out.size() - done, period_ - at));
+      in_.clear();
+      in_.seekg(static_cast<std::streamoff>(at));
+      in_.read(reinterpret_cast<char*>(out.data() + done), static_cast<std::streamsize>(n));
+      if (static_cast<std::size_t>(in_.gcount()) != n)
+        return Error(ErrorCode::kIo, fmt::format("cannot read source file {}", path_));
+      done += n;
+      at = 0;
+    }
+    return ok();
+  }
+
+ private:
+  std::ifstream in_;
+  std::uint64_t period_ = 0;
+  std::string path_;
+};
 
 bool cmd_write(IoSession& s, const std::vector<std::string>& words) {
   const IoCommand& self = *find_command("write");
@@ -316,14 +343,14 @@ bool cmd_write(IoSession& s, const std::vector<std::string>& words) {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   if (!range_operands(s, self, operands, &offset, &length)) return false;
-  std::vector<std::uint8_t> fill;
+  std::optional<SourcePattern> fill;
   if (source) {
-    auto data = read_source_file(*source, length);
-    if (!data) {
-      s.err << "write: " << data.error().message() << "\n";
+    auto opened = SourcePattern::open(*source, length);
+    if (!opened) {
+      s.err << "write: " << opened.error().message() << "\n";
       return false;
     }
-    fill = std::move(*data);
+    fill = std::move(*opened);
   }
 
   auto begin = std::chrono::steady_clock::now();
@@ -337,9 +364,11 @@ bool cmd_write(IoSession& s, const std::vector<std::string>& words) {
     std::vector<std::uint8_t> buffer(std::min(length, kReadChunk), pattern);
     for (std::uint64_t done = 0; done < length;) {
       std::uint64_t n = std::min<std::uint64_t>(buffer.size(), length - done);
-      if (!fill.empty()) {
-        // The file's bytes repeat from the start of the write.
-        for (std::uint64_t i = 0; i < n; ++i) buffer[i] = fill[(done + i) % fill.size()];
+      if (fill) {
+        if (auto r = fill->fill(done, {buffer.data(), n}); !r) {
+          s.err << "write: " << r.error().message() << "\n";
+          return false;
+        }
       }
       if (auto r = s.target.write(offset + done, {buffer.data(), n}); !r) {
         s.err << "write failed: " << r.error().to_string() << "\n";
