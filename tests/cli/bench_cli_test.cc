@@ -7,78 +7,52 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx {
 namespace {
 
+using testing::CliRun;
 using testing::have_program;
 using testing::make_temp_dir;
-using testing::run_command;
+using testing::run_shell;
+using testing::run_vhdx;
+using testing::shell_quote;
 
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint8_t kPattern = 0xab;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun shell(const std::string& command) {
-  static const std::string err_path = make_temp_dir() + "/stderr";
-  CliRun r;
-  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
-  r.err = read_text(err_path);
-  return r;
-}
-
-std::string vhdx() { return quote(testing::vhdx_cli()); }
-
 CliRun bench(const std::string& arguments, const std::string& file) {
-  return shell(vhdx() + " bench " + arguments + " " + quote(file));
+  return run_vhdx("bench " + arguments + " " + shell_quote(file));
 }
 
 std::string make_image(const std::string& dir, const std::string& size) {
   std::string image = dir + "/disk.vhdx";
-  CliRun r = shell(vhdx() + " create -q -o block_size=1M " + quote(image) + " " + size);
+  CliRun r = run_vhdx("create -q -o block_size=1M " + shell_quote(image) + " " + size);
   EXPECT_EQ(r.status, 0) << r.err;
   return image;
 }
 
 std::string make_raw(const std::string& dir, std::uint64_t size) {
   std::string raw = dir + "/disk.raw";
-  EXPECT_EQ(shell("truncate -s " + std::to_string(size) + " " + quote(raw)).status, 0);
+  EXPECT_EQ(run_shell("truncate -s " + std::to_string(size) + " " + shell_quote(raw)).status, 0);
   return raw;
 }
 
 // The virtual disk's bytes, through `vhdx convert -O raw`.
 std::vector<std::uint8_t> image_bytes(const std::string& image) {
   std::string raw = make_temp_dir() + "/contents.raw";
-  CliRun r = shell(vhdx() + " convert -O raw " + quote(image) + " " + quote(raw));
+  CliRun r = run_vhdx("convert -O raw " + shell_quote(image) + " " + shell_quote(raw));
   EXPECT_EQ(r.status, 0) << r.err;
   return read_bytes(raw);
 }
@@ -131,15 +105,18 @@ TEST(BenchCli, StrideWritesOnAnImageLandExactlyAndWrap) {
   EXPECT_TRUE(actual == expected) << first_difference(actual, expected);
   // The first and a wrapped request, read back by `vhdx io` as well.
   CliRun check =
-      shell(vhdx() + " io -r -c 'read -q -P 0xab 12k 4k' -c 'read -q -P 0 0 12k' " + quote(image));
+      run_vhdx("io -r -c 'read -q -P 0xab 12k 4k' -c 'read -q -P 0 0 12k' " + shell_quote(image));
   EXPECT_EQ(check.status, 0) << check.out << check.err;
   EXPECT_EQ(check.out, "");
 
   if (!have_program("qemu-img")) return;
-  CliRun peer = shell("qemu-img check -f vhdx " + quote(image));
+  CliRun peer = run_shell("qemu-img check -f vhdx " + shell_quote(image));
   EXPECT_EQ(peer.status, 0) << peer.out << peer.err;
   std::string raw = dir + "/qemu.raw";
-  ASSERT_EQ(shell("qemu-img convert -f vhdx -O raw " + quote(image) + " " + quote(raw)).status, 0);
+  ASSERT_EQ(
+      run_shell("qemu-img convert -f vhdx -O raw " + shell_quote(image) + " " + shell_quote(raw))
+          .status,
+      0);
   EXPECT_TRUE(read_bytes(raw) == expected) << "qemu-img reads other bytes";
 }
 

@@ -4,57 +4,31 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx {
 namespace {
 
 using nlohmann::json;
+using testing::CliRun;
 using testing::corpus_image;
 using testing::have_program;
 using testing::make_temp_dir;
+using testing::read_file_text;
 using testing::run_command;
+using testing::run_shell;
+using testing::run_vhdx;
 using testing::sha256_file;
+using testing::shell_quote;
 
 constexpr std::uint64_t kMiB = 1 << 20;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs a shell command line, capturing stdout and stderr apart.
-CliRun shell(const std::string& command) {
-  static const std::string err_path = make_temp_dir() + "/stderr";
-  CliRun r;
-  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
-  r.err = read_file(err_path);
-  return r;
-}
-
-// Runs the CLI with `args` (already quoted as needed).
-CliRun vhdx(const std::string& args) { return shell(quote(testing::vhdx_cli()) + " " + args); }
 
 std::uint64_t allocated_bytes(const std::string& path) {
   struct stat st {};
@@ -127,12 +101,12 @@ class QemuImageTest : public ::testing::Test {
 
   void make_image(const std::string& path, const std::string& options, const std::string& size,
                   const std::vector<std::string>& writes) {
-    ASSERT_EQ(
-        run_command("qemu-img create -q -f vhdx -o " + options + " " + quote(path) + " " + size),
-        0);
+    ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o " + options + " " + shell_quote(path) +
+                          " " + size),
+              0);
     std::string cmds;
-    for (const std::string& w : writes) cmds += " -c " + quote(w);
-    ASSERT_EQ(run_command("qemu-io -f vhdx" + cmds + " " + quote(path) + " >/dev/null"), 0);
+    for (const std::string& w : writes) cmds += " -c " + shell_quote(w);
+    ASSERT_EQ(run_command("qemu-io -f vhdx" + cmds + " " + shell_quote(path) + " >/dev/null"), 0);
   }
 
   std::string dir_;
@@ -140,7 +114,7 @@ class QemuImageTest : public ::testing::Test {
 };
 
 TEST_F(QemuImageTest, InfoJsonHasExactValues) {
-  CliRun r = vhdx("info --output=json " + quote(image_));
+  CliRun r = run_vhdx("info --output=json " + shell_quote(image_));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err, "");
   json j = json::parse(r.out);
@@ -200,7 +174,7 @@ TEST_F(QemuImageTest, InfoJsonHasExactValues) {
 }
 
 TEST_F(QemuImageTest, InfoHumanHasAlignedLines) {
-  CliRun r = vhdx("info " + quote(image_));
+  CliRun r = run_vhdx("info " + shell_quote(image_));
   ASSERT_EQ(r.status, 0) << r.err;
   for (std::string line :
        {"file format:            vhdx\n", "type:                   dynamic\n",
@@ -214,7 +188,7 @@ TEST_F(QemuImageTest, InfoHumanHasAlignedLines) {
 }
 
 TEST_F(QemuImageTest, MapJsonDescribesTheWritesAndItsOffsetsHoldTheData) {
-  CliRun r = vhdx("map --output=json " + quote(image_));
+  CliRun r = run_vhdx("map --output=json " + shell_quote(image_));
   ASSERT_EQ(r.status, 0) << r.err;
   json map = json::parse(r.out);
   std::vector<Range> expected = {
@@ -225,7 +199,7 @@ TEST_F(QemuImageTest, MapJsonDescribesTheWritesAndItsOffsetsHoldTheData) {
   EXPECT_EQ(ranges_of(map), expected) << r.out;
   // Every entry has depth 0; data entries carry the file offset, the others none; and the file
   // holds at that offset what qemu wrote.
-  std::string container = read_file(image_);
+  std::string container = read_file_text(image_);
   for (const json& e : map) {
     EXPECT_EQ(e["depth"], 0);
     ASSERT_EQ(e.contains("offset"), e["data"].get<bool>()) << e.dump();
@@ -243,10 +217,11 @@ TEST_F(QemuImageTest, MapJsonDescribesTheWritesAndItsOffsetsHoldTheData) {
 }
 
 TEST_F(QemuImageTest, MapAgreesWithQemuImgOnTheFieldsBothKnow) {
-  CliRun ours = vhdx("map --output=json " + quote(image_));
+  CliRun ours = run_vhdx("map --output=json " + shell_quote(image_));
   ASSERT_EQ(ours.status, 0) << ours.err;
   std::string theirs_text;
-  ASSERT_EQ(run_command("qemu-img map -f vhdx --output=json " + quote(image_), &theirs_text), 0);
+  ASSERT_EQ(run_command("qemu-img map -f vhdx --output=json " + shell_quote(image_), &theirs_text),
+            0);
   // QEMU 7.2's vhdx driver has no block-status hook, so qemu-img calls the whole disk one data
   // extent with no offset. What both can say is start, length, depth and present.
   EXPECT_EQ(ranges_of(json::parse(ours.out), false), ranges_of(json::parse(theirs_text), false))
@@ -259,15 +234,15 @@ TEST_F(QemuImageTest, MapAgreesWithQemuImgOnTheFieldsBothKnow) {
   for (const json& e : json::parse(ours.out)) {
     std::uint64_t start = e["start"], length = e["length"];
     if (e["zero"].get<bool>()) {
-      reads +=
-          " -c " + quote("read -q -P 0 " + std::to_string(start) + " " + std::to_string(length));
+      reads += " -c " +
+               shell_quote("read -q -P 0 " + std::to_string(start) + " " + std::to_string(length));
     }
   }
-  EXPECT_EQ(run_command("qemu-io -r -f vhdx" + reads + " " + quote(image_)), 0);
+  EXPECT_EQ(run_command("qemu-io -r -f vhdx" + reads + " " + shell_quote(image_)), 0);
 }
 
 TEST_F(QemuImageTest, MapHumanListsDataExtentsLikeQemuImg) {
-  CliRun json_run = vhdx("map --output=json " + quote(image_));
+  CliRun json_run = run_vhdx("map --output=json " + shell_quote(image_));
   ASSERT_EQ(json_run.status, 0);
   std::string expected = "Offset          Length          Mapped to       File\n";
   for (const json& e : json::parse(json_run.out)) {
@@ -283,7 +258,7 @@ TEST_F(QemuImageTest, MapHumanListsDataExtentsLikeQemuImg) {
     };
     expected += hex(e["start"]) + hex(e["length"]) + hex(e["offset"]) + image_ + "\n";
   }
-  CliRun r = vhdx("map " + quote(image_));
+  CliRun r = run_vhdx("map " + shell_quote(image_));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, expected);
   EXPECT_EQ(r.out.substr(0, 67), expected.substr(0, 67));
@@ -293,17 +268,18 @@ TEST_F(QemuImageTest, MapHumanListsDataExtentsLikeQemuImg) {
 TEST_F(QemuImageTest, MapWithBlocksNotPresent) {
   std::string sparse = dir_ + "/s.vhdx";
   make_image(sparse, "block_size=1M,block_state_zero=off", "16M", {"write -P 0x11 2M 1M"});
-  CliRun r = vhdx("map --output=json " + quote(sparse));
+  CliRun r = run_vhdx("map --output=json " + shell_quote(sparse));
   ASSERT_EQ(r.status, 0) << r.err;
   std::vector<Range> expected = {{0, 2 * kMiB, false, true, false},
                                  {2 * kMiB, kMiB, true, false, true},
                                  {3 * kMiB, 13 * kMiB, false, true, false}};
   EXPECT_EQ(ranges_of(json::parse(r.out)), expected) << r.out;
-  CliRun window = vhdx("map --output=json --start-offset=1M --max-length=1536k " + quote(sparse));
+  CliRun window =
+      run_vhdx("map --output=json --start-offset=1M --max-length=1536k " + shell_quote(sparse));
   ASSERT_EQ(window.status, 0) << window.err;
   expected = {{kMiB, kMiB, false, true, false}, {2 * kMiB, kMiB / 2, true, false, true}};
   EXPECT_EQ(ranges_of(json::parse(window.out)), expected) << window.out;
-  CliRun io_map = vhdx("io " + quote(sparse) + " -c map");
+  CliRun io_map = run_vhdx("io " + shell_quote(sparse) + " -c map");
   ASSERT_EQ(io_map.status, 0) << io_map.err;
   EXPECT_EQ(io_map.out,
             "2 MiB (0x200000) bytes not allocated at offset 0 bytes (0x0)\n"
@@ -312,8 +288,9 @@ TEST_F(QemuImageTest, MapWithBlocksNotPresent) {
 }
 
 TEST_F(QemuImageTest, IoReadPatternPassesOnTheRightRange) {
-  CliRun r = vhdx("io -r " + quote(image_) + " -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k'" +
-                  " -c 'read -P 0 3M 7M'");
+  CliRun r =
+      run_vhdx("io -r " + shell_quote(image_) +
+               " -c 'read -P 0xab 0 3M' -c 'read -P 0x5c 10M 512k'" + " -c 'read -P 0 3M 7M'");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(without_timing(r.out),
@@ -327,14 +304,15 @@ TEST_F(QemuImageTest, IoReadPatternPassesOnTheRightRange) {
 }
 
 TEST_F(QemuImageTest, IoReadPatternFailsWithTheOffsetOfTheFirstWrongByte) {
-  CliRun r = vhdx("io " + quote(image_) + " -c 'read -P 0xab 2M 2M' -c 'read -P 0xab 0 1M'");
+  CliRun r =
+      run_vhdx("io " + shell_quote(image_) + " -c 'read -P 0xab 2M 2M' -c 'read -P 0xab 0 1M'");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(without_timing(r.out),
             "Pattern verification failed at offset 3145728, 1048576 bytes\n"
             "read 2097152/2097152 bytes at offset 2097152\n"
             "read 1048576/1048576 bytes at offset 0\n");
   // Later commands still run after a failure; the status says one failed.
-  CliRun tail = vhdx("io " + quote(image_) + " -c 'read -q -P 0x5c 10M 1M'");
+  CliRun tail = run_vhdx("io " + shell_quote(image_) + " -c 'read -q -P 0x5c 10M 1M'");
   EXPECT_EQ(tail.status, 1);
   EXPECT_EQ(tail.out, "Pattern verification failed at offset 11010048, 524288 bytes\n");
 }
@@ -342,10 +320,10 @@ TEST_F(QemuImageTest, IoReadPatternFailsWithTheOffsetOfTheFirstWrongByte) {
 TEST_F(QemuImageTest, IoOutputMatchesQemuIo) {
   const std::string cmds =
       " -c 'read -v 3145720 24' -c 'read -v 10M 40' -c length -c map -c 'read -q 0 1'";
-  CliRun ours = vhdx("io " + quote(image_) + cmds);
+  CliRun ours = run_vhdx("io " + shell_quote(image_) + cmds);
   ASSERT_EQ(ours.status, 0) << ours.err;
   std::string theirs;
-  ASSERT_EQ(run_command("qemu-io -r -f vhdx" + cmds + " " + quote(image_), &theirs), 0);
+  ASSERT_EQ(run_command("qemu-io -r -f vhdx" + cmds + " " + shell_quote(image_), &theirs), 0);
   EXPECT_EQ(without_timing(ours.out), without_timing(theirs));
   EXPECT_EQ(without_timing(ours.out),
             "002ffff8:  ab ab ab ab ab ab ab ab 00 00 00 00 00 00 00 00  ................\n"
@@ -360,54 +338,55 @@ TEST_F(QemuImageTest, IoOutputMatchesQemuIo) {
 }
 
 TEST_F(QemuImageTest, IoErrorsSetTheExitStatus) {
-  CliRun unknown = vhdx("io " + quote(image_) + " -c bogus -c length");
+  CliRun unknown = run_vhdx("io " + shell_quote(image_) + " -c bogus -c length");
   EXPECT_EQ(unknown.status, 1);
   EXPECT_EQ(unknown.err, "command \"bogus\" not found\n");
   EXPECT_EQ(unknown.out, "64 MiB\n");  // the next command still ran
-  CliRun bad_size = vhdx("io " + quote(image_) + " -c 'read 0 4Q'");
+  CliRun bad_size = run_vhdx("io " + shell_quote(image_) + " -c 'read 0 4Q'");
   EXPECT_EQ(bad_size.status, 1);
   EXPECT_EQ(bad_size.err.rfind("read: invalid size '4Q': expected a byte count", 0), 0u)
       << bad_size.err;
-  CliRun beyond = vhdx("io " + quote(image_) + " -c 'read 64M 512'");
+  CliRun beyond = run_vhdx("io " + shell_quote(image_) + " -c 'read 64M 512'");
   EXPECT_EQ(beyond.status, 1);
   EXPECT_EQ(beyond.err,
             "read failed: offset 67108864 + length 512 is beyond the end of the disk "
             "(67108864 bytes) (out-of-range)\n");
-  CliRun from_stdin = shell("printf 'length\\nread -q -P 0xab 0 4k\\nquit\\nlength\\n' | " +
-                            quote(testing::vhdx_cli()) + " io " + quote(image_));
+  CliRun from_stdin = run_shell("printf 'length\\nread -q -P 0xab 0 4k\\nquit\\nlength\\n' | " +
+                                shell_quote(testing::vhdx_cli()) + " io " + shell_quote(image_));
   EXPECT_EQ(from_stdin.status, 0) << from_stdin.err;
   EXPECT_EQ(from_stdin.out, "64 MiB\n");
 }
 
 TEST_F(QemuImageTest, ConvertMatchesQemuImgAndIsSparse) {
   std::string ours = dir_ + "/ours.raw", theirs = dir_ + "/theirs.raw";
-  CliRun r = vhdx("convert -p -f vhdx -O raw " + quote(image_) + " " + quote(ours));
+  CliRun r = run_vhdx("convert -p -f vhdx -O raw " + shell_quote(image_) + " " + shell_quote(ours));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "");
   // The progress line is redrawn in place and ends at 100% with a newline.
   EXPECT_EQ(r.err.rfind("    (0.00/100%)\r", 0), 0u) << r.err;
   EXPECT_TRUE(r.err.ends_with("    (100.00/100%)\r\n")) << r.err;
-  ASSERT_EQ(run_command("qemu-img convert -f vhdx -O raw " + quote(image_) + " " + quote(theirs)),
+  ASSERT_EQ(run_command("qemu-img convert -f vhdx -O raw " + shell_quote(image_) + " " +
+                        shell_quote(theirs)),
             0);
-  EXPECT_EQ(run_command("cmp " + quote(ours) + " " + quote(theirs)), 0);
+  EXPECT_EQ(run_command("cmp " + shell_quote(ours) + " " + shell_quote(theirs)), 0);
   EXPECT_EQ(file_size(ours), 64 * kMiB);
   // 5.5 MiB of non-zero data in 64 MiB: the zero blocks must be holes.
   EXPECT_LT(allocated_bytes(ours), 16 * kMiB) << "convert output is not sparse";
   // Without -p: silent.
-  CliRun quiet = vhdx("convert " + quote(image_) + " " + quote(ours));
+  CliRun quiet = run_vhdx("convert " + shell_quote(image_) + " " + shell_quote(ours));
   EXPECT_EQ(quiet.status, 0);
   EXPECT_EQ(quiet.out + quiet.err, "");
 }
 
 TEST_F(QemuImageTest, InfoShowsWhatItCanOfADamagedBat) {
-  CliRun good = vhdx("info --output=json " + quote(image_));
+  CliRun good = run_vhdx("info --output=json " + shell_quote(image_));
   ASSERT_EQ(good.status, 0) << good.err;
   std::uint64_t bat = json::parse(good.out)["regions"][0]["file-offset"];
   // State 4 is reserved: entry 5 becomes invalid.
-  ASSERT_EQ(run_command("printf '\\004' | dd of=" + quote(image_) +
+  ASSERT_EQ(run_command("printf '\\004' | dd of=" + shell_quote(image_) +
                         " bs=1 seek=" + std::to_string(bat + 5 * 8) + " conv=notrunc 2>/dev/null"),
             0);
-  CliRun r = vhdx("info --output=json " + quote(image_));
+  CliRun r = run_vhdx("info --output=json " + shell_quote(image_));
   EXPECT_EQ(r.status, 1);
   json j = json::parse(r.out);
   EXPECT_EQ(j["virtual-size"], 64 * kMiB);
@@ -416,7 +395,7 @@ TEST_F(QemuImageTest, InfoShowsWhatItCanOfADamagedBat) {
       << r.out;
   EXPECT_EQ(r.err.rfind("vhdx: BAT entry 5", 0), 0u) << r.err;
   EXPECT_TRUE(r.err.ends_with("(corrupt)\n")) << r.err;
-  CliRun map = vhdx("map --output=json " + quote(image_));
+  CliRun map = run_vhdx("map --output=json " + shell_quote(image_));
   EXPECT_EQ(map.status, 1);
   EXPECT_FALSE(json::accept(map.out)) << "a failed map must not look like a whole one";
 }
@@ -426,7 +405,7 @@ TEST_F(QemuImageTest, InfoShowsWhatItCanOfADamagedBat) {
 
 TEST(CliCorpus, FixedWindowsImageInfo) {
   std::string image = corpus_image("dissect-fixed/fixed.vhdx.gz");
-  CliRun r = vhdx("info --output=json " + quote(image));
+  CliRun r = run_vhdx("info --output=json " + shell_quote(image));
   ASSERT_EQ(r.status, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["type"], "fixed");
@@ -445,21 +424,21 @@ TEST(CliCorpus, FixedWindowsImageInfo) {
 
 TEST(CliCorpus, ZeroBlocksImageMapAndConvert) {
   std::string image = corpus_image("coreos-config2-base/config2_base.vhdx.bz2");
-  CliRun info = vhdx("info --output=json " + quote(image));
+  CliRun info = run_vhdx("info --output=json " + shell_quote(image));
   ASSERT_EQ(info.status, 0) << info.err;
   json j = json::parse(info.out);
   EXPECT_EQ(j["creator"], "Microsoft Windows 6.3.9600.16521");
   EXPECT_EQ(j["blocks"]["fully-present"], 1);
   EXPECT_EQ(j["blocks"]["zero"], 2);
   EXPECT_EQ(j["blocks"]["not-present"], 1);
-  CliRun map = vhdx("map --output=json " + quote(image));
+  CliRun map = run_vhdx("map --output=json " + shell_quote(image));
   ASSERT_EQ(map.status, 0) << map.err;
   std::vector<Range> expected = {{0, 32 * kMiB, true, false, true},
                                  {32 * kMiB, 32 * kMiB, false, true, false},
                                  {64 * kMiB, 36 * kMiB, true, true, false}};
   EXPECT_EQ(ranges_of(json::parse(map.out)), expected) << map.out;
   std::string raw = make_temp_dir() + "/config2.raw";
-  CliRun convert = vhdx("convert -O raw " + quote(image) + " " + quote(raw));
+  CliRun convert = run_vhdx("convert -O raw " + shell_quote(image) + " " + shell_quote(raw));
   ASSERT_EQ(convert.status, 0) << convert.err;
   EXPECT_EQ(sha256_file(raw), "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d");
   EXPECT_LT(allocated_bytes(raw), 40 * kMiB) << "68 MiB of zeros should be holes";
@@ -468,14 +447,14 @@ TEST(CliCorpus, ZeroBlocksImageMapAndConvert) {
 TEST(CliCorpus, DynamicImageConvertHash) {
   std::string image = corpus_image("dissect-dynamic/dynamic.vhdx.gz");
   std::string raw = make_temp_dir() + "/dynamic.raw";
-  CliRun convert = vhdx("convert " + quote(image) + " " + quote(raw));
+  CliRun convert = run_vhdx("convert " + shell_quote(image) + " " + shell_quote(raw));
   ASSERT_EQ(convert.status, 0) << convert.err;
   EXPECT_EQ(sha256_file(raw), "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac");
   // From 2 MiB the disk reads 0xff up to a few bytes at 0x263006 (qemu-io sees the same).
-  CliRun read = vhdx("io " + quote(image) + " -c 'read -q -P 0xff 2M 300k'");
+  CliRun read = run_vhdx("io " + shell_quote(image) + " -c 'read -q -P 0xff 2M 300k'");
   EXPECT_EQ(read.status, 0) << read.out << read.err;
   EXPECT_EQ(read.out, "");
-  CliRun wrong = vhdx("io " + quote(image) + " -c 'read -q -P 0xff 2M 1M'");
+  CliRun wrong = run_vhdx("io " + shell_quote(image) + " -c 'read -q -P 0xff 2M 1M'");
   EXPECT_EQ(wrong.status, 1);
   EXPECT_EQ(wrong.out, "Pattern verification failed at offset 2502662, 643066 bytes\n");
 }
@@ -485,7 +464,7 @@ TEST(CliCorpus, DynamicImageConvertHash) {
 TEST(CliCorpus, DirtyLogImageReplaysInMemory) {
   std::string image = corpus_image("local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2");
   const std::string before = sha256_file(image);
-  CliRun r = vhdx("info --output=json " + quote(image));
+  CliRun r = run_vhdx("info --output=json " + shell_quote(image));
   ASSERT_EQ(r.status, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["log"]["state"], "needs-replay");
@@ -495,15 +474,16 @@ TEST(CliCorpus, DirtyLogImageReplaysInMemory) {
   EXPECT_EQ(j["log"]["entries"], 1);
   EXPECT_EQ(j["log"]["sequence-first"], 1);
   EXPECT_EQ(j["log"]["sequence-last"], 1);
-  CliRun human = vhdx("info " + quote(image));
+  CliRun human = run_vhdx("info " + shell_quote(image));
   EXPECT_NE(human.out.find(", 1 entry, sequence 1..1, replayed in memory"), std::string::npos)
       << human.out;
   EXPECT_EQ(j["blocks"]["fully-present"], 1);
   EXPECT_EQ(j["virtual-size"], 16 * kMiB);
-  CliRun read = vhdx("io -r " + quote(image) + " -c 'read -P 0xa5 0 1M' -c 'read -P 0 1M 15M'");
+  CliRun read =
+      run_vhdx("io -r " + shell_quote(image) + " -c 'read -P 0xa5 0 1M' -c 'read -P 0 1M 15M'");
   EXPECT_EQ(read.status, 0) << read.out << read.err;
   const std::string out = make_temp_dir() + "/out.raw";
-  CliRun convert = vhdx("convert -O raw " + quote(image) + " " + quote(out));
+  CliRun convert = run_vhdx("convert -O raw " + shell_quote(image) + " " + shell_quote(out));
   ASSERT_EQ(convert.status, 0) << convert.err;
   EXPECT_EQ(sha256_file(out), "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385");
   EXPECT_EQ(sha256_file(image), before) << "a read-only replay must not touch the file";
@@ -511,7 +491,7 @@ TEST(CliCorpus, DirtyLogImageReplaysInMemory) {
 
 TEST(CliCorpus, DifferencingImageParentLocator) {
   std::string image = corpus_image("dissect-differencing/differencing.avhdx.gz");
-  CliRun r = vhdx("info --output=json " + quote(image));
+  CliRun r = run_vhdx("info --output=json " + shell_quote(image));
   ASSERT_EQ(r.status, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["type"], "differencing");
@@ -534,15 +514,15 @@ TEST(CliCorpus, DifferencingImageParentLocator) {
 TEST(CliErrors, NonexistentFile) {
   std::string missing = make_temp_dir() + "/missing.vhdx";
   for (std::string cmd : {"info ", "map ", "io -c length ", "convert "}) {
-    std::string args = cmd + quote(missing);
-    if (cmd == "convert ") args += " " + quote(missing + ".raw");
-    CliRun r = vhdx(args);
+    std::string args = cmd + shell_quote(missing);
+    if (cmd == "convert ") args += " " + shell_quote(missing + ".raw");
+    CliRun r = run_vhdx(args);
     EXPECT_EQ(r.status, 1) << args;
     EXPECT_EQ(r.out, "") << args;
     EXPECT_EQ(r.err.rfind("vhdx: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find("(io-error, No such file or directory)\n"), std::string::npos) << r.err;
   }
-  CliRun probe = vhdx("probe " + quote(missing));
+  CliRun probe = run_vhdx("probe " + shell_quote(missing));
   EXPECT_EQ(probe.status, 2);
   EXPECT_EQ(probe.out, "");
   EXPECT_EQ(probe.err.rfind("vhdx: ", 0), 0u) << probe.err;
@@ -551,19 +531,19 @@ TEST(CliErrors, NonexistentFile) {
 TEST(CliErrors, NotAVhdxFile) {
   std::string dir = make_temp_dir();
   std::string raw = dir + "/plain.raw";
-  ASSERT_EQ(run_command("head -c 1048576 /dev/zero > " + quote(raw)), 0);
-  CliRun info = vhdx("info " + quote(raw));
+  ASSERT_EQ(run_command("head -c 1048576 /dev/zero > " + shell_quote(raw)), 0);
+  CliRun info = run_vhdx("info " + shell_quote(raw));
   EXPECT_EQ(info.status, 1);
   EXPECT_EQ(info.out, "");
   EXPECT_EQ(info.err.rfind("vhdx: ", 0), 0u);
   EXPECT_NE(info.err.find("(not-vhdx)\n"), std::string::npos) << info.err;
-  CliRun probe = vhdx("probe " + quote(raw));
+  CliRun probe = run_vhdx("probe " + shell_quote(raw));
   EXPECT_EQ(probe.status, 1);
   EXPECT_EQ(probe.out, "not vhdx\n");
-  CliRun probe_dir = vhdx("probe " + quote(dir));
+  CliRun probe_dir = run_vhdx("probe " + shell_quote(dir));
   EXPECT_EQ(probe_dir.status, 2);
   std::string image = corpus_image("dissect-fixed/fixed.vhdx.gz");
-  CliRun probe_ok = vhdx("probe " + quote(image));
+  CliRun probe_ok = run_vhdx("probe " + shell_quote(image));
   EXPECT_EQ(probe_ok.status, 0);
   EXPECT_EQ(probe_ok.out, "vhdx\n");
 }
@@ -577,23 +557,24 @@ TEST(CliErrors, BadArgumentsAndUnsupportedFormats) {
       {"", "vhdx: missing command (one of info, map, convert, io, probe, create, check, bench)\n"},
       {"frobnicate x", "vhdx: unknown command 'frobnicate'"},
       {"info", "vhdx: IMAGE is required\n"},
-      {"info --output=xml " + quote(image), "vhdx: --output: invalid output format 'xml'"},
-      {"map --start-offset=12Z " + quote(image),
+      {"info --output=xml " + shell_quote(image), "vhdx: --output: invalid output format 'xml'"},
+      {"map --start-offset=12Z " + shell_quote(image),
        "vhdx: --start-offset: invalid size '12Z': expected a byte count with an optional k, M, "
        "G, T, P or E suffix (powers of 1024) (invalid-argument)\n"},
-      {"map --max-length=1.5M " + quote(image), "vhdx: --max-length: invalid size '1.5M'"},
-      {"map --start-offset=11M " + quote(image), "vhdx: --start-offset 11534336 is beyond"},
-      {"convert -O vhdx " + quote(image) + " /dev/null", "vhdx: "},
-      {"convert -O raw " + quote(image) + " /dev/null", "vhdx: "},
-      {"convert -O qcow2 " + quote(image) + " /dev/null",
+      {"map --max-length=1.5M " + shell_quote(image), "vhdx: --max-length: invalid size '1.5M'"},
+      {"map --start-offset=11M " + shell_quote(image), "vhdx: --start-offset 11534336 is beyond"},
+      {"convert -O vhdx " + shell_quote(image) + " /dev/null", "vhdx: "},
+      {"convert -O raw " + shell_quote(image) + " /dev/null", "vhdx: "},
+      {"convert -O qcow2 " + shell_quote(image) + " /dev/null",
        "vhdx: output format 'qcow2' is not supported"},
-      {"convert -f qcow2 " + quote(image) + " /dev/null",
+      {"convert -f qcow2 " + shell_quote(image) + " /dev/null",
        "vhdx: source format 'qcow2' is not supported"},
-      {"convert " + quote(image) + " " + quote(image), "vhdx: output '"},
-      {"info --bogus " + quote(image), "vhdx: The following argument was not expected: --bogus"},
+      {"convert " + shell_quote(image) + " " + shell_quote(image), "vhdx: output '"},
+      {"info --bogus " + shell_quote(image),
+       "vhdx: The following argument was not expected: --bogus"},
   };
   for (const Case& c : cases) {
-    CliRun r = vhdx(c.args);
+    CliRun r = run_vhdx(c.args);
     EXPECT_EQ(r.status, 1) << c.args;
     EXPECT_EQ(r.err.substr(0, c.err_start.size()), c.err_start) << c.args << "\n" << r.err;
   }
@@ -602,30 +583,30 @@ TEST(CliErrors, BadArgumentsAndUnsupportedFormats) {
   ASSERT_EQ(::stat("/dev/null", &null_stat), 0);
   EXPECT_TRUE(S_ISCHR(null_stat.st_mode)) << "/dev/null is no longer a device";
   // Refusing to convert onto the source left it intact.
-  CliRun probe = vhdx("probe " + quote(image));
+  CliRun probe = run_vhdx("probe " + shell_quote(image));
   EXPECT_EQ(probe.status, 0);
 }
 
 TEST(CliErrors, HelpAndVersionExitZero) {
-  CliRun top = vhdx("--help");
+  CliRun top = run_vhdx("--help");
   EXPECT_EQ(top.status, 0);
   for (const char* name : {"info", "map", "convert", "io", "probe"}) {
     EXPECT_NE(top.out.find(std::string("\n  ") + name + " "), std::string::npos) << top.out;
-    CliRun sub = vhdx(std::string(name) + " --help");
+    CliRun sub = run_vhdx(std::string(name) + " --help");
     EXPECT_EQ(sub.status, 0) << name;
     EXPECT_NE(sub.out.find(std::string("Usage: vhdx ") + name), std::string::npos) << sub.out;
     EXPECT_EQ(sub.err, "");
   }
-  CliRun io_help = vhdx("io --help");
+  CliRun io_help = run_vhdx("io --help");
   EXPECT_NE(io_help.out.find("\nread [-Cqv] [-P pattern [-s off] [-l len]] off len -- "),
             std::string::npos)
       << io_help.out;
-  CliRun version = vhdx("--version");
+  CliRun version = run_vhdx("--version");
   EXPECT_EQ(version.status, 0);
   EXPECT_TRUE(std::regex_match(version.out, std::regex("vhdx version [0-9]+\\.[0-9]+\\.[0-9]+\n")))
       << version.out;
   std::string image = corpus_image("dissect-fixed/fixed.vhdx.gz");
-  CliRun io_cmd_help = vhdx("io " + quote(image) + " -c 'help read'");
+  CliRun io_cmd_help = run_vhdx("io " + shell_quote(image) + " -c 'help read'");
   EXPECT_EQ(io_cmd_help.status, 0);
   EXPECT_EQ(io_cmd_help.out.rfind("read [-Cqv] [-P pattern [-s off] [-l len]] off len -- reads", 0),
             0u);

@@ -9,11 +9,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "format/bat.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
 
@@ -21,41 +21,16 @@ namespace vhdx {
 namespace {
 
 using nlohmann::json;
+using testing::CliRun;
 using testing::have_program;
 using testing::make_temp_dir;
 using testing::run_command;
+using testing::run_shell;
+using testing::run_vhdx;
 using testing::sha256_file;
+using testing::shell_quote;
 
 constexpr std::uint64_t kMiB = 1 << 20;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun shell(const std::string& command) {
-  static const std::string err_path = make_temp_dir() + "/stderr";
-  CliRun r;
-  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
-  r.err = slurp(err_path);
-  return r;
-}
-
-CliRun vhdx(const std::string& args) { return shell(quote(testing::vhdx_cli()) + " " + args); }
 
 bool in_ci() {
   const char* ci = std::getenv("CI");
@@ -83,12 +58,12 @@ class CreateCheckTest : public ::testing::Test {
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
   json info_json(const std::string& image) {
-    CliRun r = vhdx("info --output=json " + quote(image));
+    CliRun r = run_vhdx("info --output=json " + shell_quote(image));
     EXPECT_EQ(r.status, 0) << r.err;
     return json::parse(r.out);
   }
   json check_json(const std::string& image, int want_status) {
-    CliRun r = vhdx("check --output=json " + quote(image));
+    CliRun r = run_vhdx("check --output=json " + shell_quote(image));
     EXPECT_EQ(r.status, want_status) << r.out << r.err;
     return json::parse(r.out);
   }
@@ -146,8 +121,8 @@ TEST_F(CreateCheckTest, CreateMatrixAsOurInfoSeesIt) {
   int n = 0;
   for (const Case& c : cases) {
     const std::string image = path("m" + std::to_string(n++) + ".vhdx");
-    CliRun r = vhdx("create -q" + (c.options.empty() ? "" : " -o " + c.options) + " " +
-                    quote(image) + " " + c.size);
+    CliRun r = run_vhdx("create -q" + (c.options.empty() ? "" : " -o " + c.options) + " " +
+                        shell_quote(image) + " " + c.size);
     ASSERT_EQ(r.status, 0) << c.options << ": " << r.err;
     EXPECT_EQ(r.out, "");
     json info = info_json(image);
@@ -182,25 +157,25 @@ TEST_F(CreateCheckTest, CreateErrorsAndOverwrite) {
       {"-f qcow2", "vhdx: format 'qcow2' is not supported"},
   };
   for (const Bad& b : bad) {
-    CliRun r = vhdx("create " + b.args + " " + quote(image) + " 1G");
+    CliRun r = run_vhdx("create " + b.args + " " + shell_quote(image) + " 1G");
     EXPECT_EQ(r.status, 1) << b.args;
     EXPECT_EQ(r.err.rfind(b.message, 0), 0u) << b.args << ": " << r.err;
   }
-  CliRun r = vhdx("create " + quote(image) + " 1000");
+  CliRun r = run_vhdx("create " + shell_quote(image) + " 1000");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("size: 1000 bytes is not a multiple of the logical sector size (512)"),
             std::string::npos)
       << r.err;
-  r = vhdx("create " + quote(image) + " 65T");
+  r = run_vhdx("create " + shell_quote(image) + " 65T");
   EXPECT_NE(r.err.find("is more than 64 TiB"), std::string::npos) << r.err;
 
-  ASSERT_EQ(vhdx("create " + quote(image) + " 8M").status, 0);
+  ASSERT_EQ(run_vhdx("create " + shell_quote(image) + " 8M").status, 0);
   const std::string before = sha256_file(image);
-  r = vhdx("create " + quote(image) + " 16M");
+  r = run_vhdx("create " + shell_quote(image) + " 16M");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
   EXPECT_EQ(sha256_file(image), before);
-  r = vhdx("create --overwrite " + quote(image) + " 16M");
+  r = run_vhdx("create --overwrite " + shell_quote(image) + " 16M");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "Formatting '" + image + "', fmt=vhdx size=16777216 subformat=dynamic\n");
   EXPECT_EQ(info_json(image)["virtual-size"], 16 * kMiB);
@@ -214,17 +189,19 @@ TEST_F(CreateCheckTest, QemuImgAgreesWithCreate) {
         std::string("block_size=128M,log_size=8M"),
         std::string("subformat=fixed,block_size=4M,physical_sector_size=512")}) {
     const std::string image = path("q.vhdx");
-    ASSERT_EQ(vhdx("create -q --overwrite -o " + options + " " + quote(image) + " 102401k").status,
-              0);
-    CliRun check = shell("qemu-img check -f vhdx " + quote(image));
+    ASSERT_EQ(
+        run_vhdx("create -q --overwrite -o " + options + " " + shell_quote(image) + " 102401k")
+            .status,
+        0);
+    CliRun check = run_shell("qemu-img check -f vhdx " + shell_quote(image));
     EXPECT_EQ(check.status, 0) << options << ": " << check.out << check.err;
     EXPECT_NE(check.out.find("No errors were found on the image."), std::string::npos);
-    CliRun info = shell("qemu-img info -f vhdx --output=json " + quote(image));
+    CliRun info = run_shell("qemu-img info -f vhdx --output=json " + shell_quote(image));
     ASSERT_EQ(info.status, 0) << info.err;
     EXPECT_EQ(json::parse(info.out)["virtual-size"], 102401 * 1024) << options;
     // qemu-io reads the first MiB and the last 1025 KiB (a partial block) as zeros.
-    CliRun read =
-        shell("qemu-io -f vhdx -c 'read -P 0 0 1M' -c 'read -P 0 99M 1025k' " + quote(image));
+    CliRun read = run_shell("qemu-io -f vhdx -c 'read -P 0 0 1M' -c 'read -P 0 99M 1025k' " +
+                            shell_quote(image));
     EXPECT_EQ(read.status, 0) << read.out << read.err;
     EXPECT_EQ(read.out.find("Pattern verification failed"), std::string::npos) << read.out;
   }
@@ -234,11 +211,11 @@ TEST_F(CreateCheckTest, VhdiinfoAgreesWithCreate) {
   REQUIRE_PROGRAM("vhdiinfo");
   for (std::uint32_t sector : {512u, 4096u}) {
     const std::string image = path("v" + std::to_string(sector) + ".vhdx");
-    ASSERT_EQ(vhdx("create -q -o logical_sector_size=" + std::to_string(sector) + " " +
-                   quote(image) + " 3G")
+    ASSERT_EQ(run_vhdx("create -q -o logical_sector_size=" + std::to_string(sector) + " " +
+                       shell_quote(image) + " 3G")
                   .status,
               0);
-    CliRun r = shell("vhdiinfo " + quote(image));
+    CliRun r = run_shell("vhdiinfo " + shell_quote(image));
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("Disk type\t\t: Dynamic"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("(3221225472 bytes)"), std::string::npos) << r.out;
@@ -259,9 +236,10 @@ TEST_F(CreateCheckTest, RawToVhdxToRawRoundTripsAndIsSparse) {
         std::string("block_size=4M,logical_sector_size=4096")}) {
     SCOPED_TRACE(options);
     const std::string image = path("out.vhdx");
-    CliRun r = vhdx("convert -O vhdx -o " + options + " " + quote(raw) + " " + quote(image));
+    CliRun r = run_vhdx("convert -O vhdx -o " + options + " " + shell_quote(raw) + " " +
+                        shell_quote(image));
     ASSERT_EQ(r.status, 0) << r.err;
-    CliRun back = vhdx("convert " + quote(image) + " " + quote(path("back.raw")));
+    CliRun back = run_vhdx("convert " + shell_quote(image) + " " + shell_quote(path("back.raw")));
     ASSERT_EQ(back.status, 0) << back.err;
     EXPECT_EQ(sha256_file(path("back.raw")), sha256_file(raw));
     json info = info_json(image);
@@ -276,7 +254,10 @@ TEST_F(CreateCheckTest, RawToVhdxToRawRoundTripsAndIsSparse) {
     }
   }
   // raw -> raw, and a probed source format (no -f) either way.
-  ASSERT_EQ(vhdx("convert -f raw -O raw " + quote(raw) + " " + quote(path("copy.raw"))).status, 0);
+  ASSERT_EQ(
+      run_vhdx("convert -f raw -O raw " + shell_quote(raw) + " " + shell_quote(path("copy.raw")))
+          .status,
+      0);
   EXPECT_EQ(sha256_file(path("copy.raw")), sha256_file(raw));
   EXPECT_LT(allocated_bytes(path("copy.raw")), allocated_bytes(raw) + kMiB);
 }
@@ -286,27 +267,30 @@ TEST_F(CreateCheckTest, QemuComparesOurConversionsEqual) {
   const std::string raw = path("in.raw");
   make_raw(raw, 24);
   const std::string image = path("ours.vhdx");
-  CliRun r = vhdx("convert -p -O vhdx " + quote(raw) + " " + quote(image));
+  CliRun r = run_vhdx("convert -p -O vhdx " + shell_quote(raw) + " " + shell_quote(image));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("(100.00/100%)"), std::string::npos);
-  CliRun cmp = shell("qemu-img compare -f raw -F vhdx " + quote(raw) + " " + quote(image));
+  CliRun cmp =
+      run_shell("qemu-img compare -f raw -F vhdx " + shell_quote(raw) + " " + shell_quote(image));
   EXPECT_EQ(cmp.status, 0) << cmp.out << cmp.err;
-  CliRun check = shell("qemu-img check -f vhdx " + quote(image));
+  CliRun check = run_shell("qemu-img check -f vhdx " + shell_quote(image));
   EXPECT_EQ(check.status, 0) << check.out;
 
   // A qemu-made image converted to ours (VHDX to VHDX) compares equal, and checks clean.
   REQUIRE_PROGRAM("qemu-io");
   const std::string qemu = path("qemu.vhdx");
-  ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o block_size=1M " + quote(qemu) + " 48M"), 0);
+  ASSERT_EQ(
+      run_command("qemu-img create -q -f vhdx -o block_size=1M " + shell_quote(qemu) + " 48M"), 0);
   ASSERT_EQ(run_command("qemu-io -f vhdx -c 'write -P 0xab 1M 3M' -c 'write -P 0x11 20M 4k' "
                         "-c 'write -z 30M 2M' " +
-                        quote(qemu) + " >/dev/null"),
+                        shell_quote(qemu) + " >/dev/null"),
             0);
   EXPECT_EQ(check_json(qemu, 0)["corruptions"], 0);
   const std::string copy = path("copy.vhdx");
-  r = vhdx("convert -O vhdx -o block_size=2M " + quote(qemu) + " " + quote(copy));
+  r = run_vhdx("convert -O vhdx -o block_size=2M " + shell_quote(qemu) + " " + shell_quote(copy));
   ASSERT_EQ(r.status, 0) << r.err;
-  cmp = shell("qemu-img compare -f vhdx -F vhdx " + quote(qemu) + " " + quote(copy));
+  cmp =
+      run_shell("qemu-img compare -f vhdx -F vhdx " + shell_quote(qemu) + " " + shell_quote(copy));
   EXPECT_EQ(cmp.status, 0) << cmp.out << cmp.err;
   json info = info_json(copy);
   EXPECT_EQ(info["block-size"], 2 * kMiB);
@@ -319,7 +303,7 @@ TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
         std::string("dissect-differencing/differencing.avhdx.gz"),
         std::string("coreos-config2-base/config2_base.vhdx.bz2")}) {
     const std::string image = testing::corpus_image(rel);
-    CliRun r = vhdx("check " + quote(image));
+    CliRun r = run_vhdx("check " + shell_quote(image));
     EXPECT_EQ(r.status, 0) << rel << ": " << r.out << r.err;
     EXPECT_EQ(r.out.rfind("No errors were found on the image.\n", 0), 0u) << r.out;
   }
@@ -328,8 +312,9 @@ TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
        {std::string("subformat=dynamic"), std::string("subformat=fixed"),
         std::string("block_size=1M,log_size=2M")}) {
     const std::string image = path("q.vhdx");
-    ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o " + options + " " + quote(image) + " 50M"),
-              0);
+    ASSERT_EQ(
+        run_command("qemu-img create -q -f vhdx -o " + options + " " + shell_quote(image) + " 50M"),
+        0);
     json j = check_json(image, 0);
     EXPECT_EQ(j["corruptions"], 0) << options << j.dump();
     EXPECT_EQ(j["leaks"], 0) << options << j.dump();
@@ -359,7 +344,7 @@ TEST_F(CreateCheckTest, CheckReplaysADirtyLogInMemory) {
   EXPECT_EQ(log["sequence-last"], 1);
   EXPECT_EQ(log["replayed"], true);
   EXPECT_FALSE(log.contains("replay-error")) << j.dump();
-  CliRun human = vhdx("check " + quote(image));
+  CliRun human = run_vhdx("check " + shell_quote(image));
   EXPECT_EQ(human.status, 0) << human.out << human.err;
   EXPECT_EQ(human.out.rfind("No errors were found on the image.\n", 0), 0u) << human.out;
   EXPECT_NE(human.out.find("\nLog: needs replay: 1 entry, sequence 1..1, replayed in memory (the "
@@ -384,7 +369,7 @@ TEST_F(CreateCheckTest, CheckReplaysADirtyLogInMemory) {
   EXPECT_NE(j["log"]["replay-error"].get<std::string>().find("flushed file offset (9437184)"),
             std::string::npos)
       << j.dump();
-  human = vhdx("check " + quote(image));
+  human = run_vhdx("check " + shell_quote(image));
   EXPECT_EQ(human.status, 2);
   EXPECT_EQ(
       human.out.rfind("ERROR: log: the active sequence cannot be replayed: file is shorter", 0), 0u)
@@ -400,7 +385,7 @@ TEST_F(CreateCheckTest, CheckReplaysADirtyLogInMemory) {
 // corruption.
 TEST_F(CreateCheckTest, CheckReportsTheLogOfCleanImages) {
   const std::string image = path("clean.vhdx");
-  ASSERT_EQ(vhdx("create -q " + quote(image) + " 64M").status, 0);
+  ASSERT_EQ(run_vhdx("create -q " + shell_quote(image) + " 64M").status, 0);
   json j = check_json(image, 0);
   EXPECT_EQ(j["log"]["state"], "empty") << j.dump();
   EXPECT_EQ(j["log"]["guid"], "00000000-0000-0000-0000-000000000000");
@@ -410,7 +395,7 @@ TEST_F(CreateCheckTest, CheckReportsTheLogOfCleanImages) {
   const std::uint64_t log_offset = j["log"]["offset"].get<std::uint64_t>();
   const std::uint64_t log_length = j["log"]["length"].get<std::uint64_t>();
   ASSERT_EQ(log_length, kMiB);
-  CliRun human = vhdx("check " + quote(image));
+  CliRun human = run_vhdx("check " + shell_quote(image));
   EXPECT_NE(human.out.find("\nLog: empty, nothing to replay\n"), std::string::npos) << human.out;
 
   // Garbage in the log region of a clean image: nothing to replay, nothing wrong.
@@ -479,7 +464,7 @@ TEST_F(CreateCheckTest, CheckReportsDamageAndLeaks) {
       j["corruption-list"][0].get<std::string>().find("payload block 5 overlaps payload block 1"),
       std::string::npos)
       << j.dump();
-  CliRun human = vhdx("check " + quote(path("shared.vhdx")));
+  CliRun human = run_vhdx("check " + shell_quote(path("shared.vhdx")));
   EXPECT_EQ(human.status, 2);
   EXPECT_NE(human.out.find("\n1 errors were found on the image.\n"), std::string::npos)
       << human.out;
@@ -509,7 +494,7 @@ TEST_F(CreateCheckTest, CheckReportsDamageAndLeaks) {
             std::string::npos)
       << warning;
   EXPECT_EQ(j["allocated-clusters"], 4);
-  human = vhdx("check " + quote(path("torn.vhdx")));
+  human = run_vhdx("check " + shell_quote(path("torn.vhdx")));
   EXPECT_EQ(human.status, 0);
   EXPECT_EQ(human.out.rfind("Warning: " + warning + "\nNo errors were found on the image.\n", 0),
             0u)
@@ -535,15 +520,15 @@ TEST_F(CreateCheckTest, CheckReportsDamageAndLeaks) {
   EXPECT_EQ(j["corruptions"], 0);
   EXPECT_EQ(j["leaks"], 5);
   EXPECT_EQ(j["leaked-bytes"], 5 * kMiB);
-  human = vhdx("check " + quote(path("leaky.vhdx")));
+  human = run_vhdx("check " + shell_quote(path("leaky.vhdx")));
   EXPECT_EQ(human.status, 3);
   EXPECT_NE(human.out.find("5 leaked clusters were found on the image"), std::string::npos)
       << human.out;
 
   // Not a VHDX file: status 1.
-  CliRun r = vhdx("check " + quote(path("clean.vhdx") + ".missing"));
+  CliRun r = run_vhdx("check " + shell_quote(path("clean.vhdx") + ".missing"));
   EXPECT_EQ(r.status, 1);
-  r = vhdx("check --output=json /etc/hostname");
+  r = run_vhdx("check --output=json /etc/hostname");
   EXPECT_EQ(r.status, 1);
 }
 

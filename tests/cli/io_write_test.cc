@@ -6,49 +6,25 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx {
 namespace {
 
+using testing::CliRun;
 using testing::have_program;
 using testing::make_temp_dir;
-using testing::run_command;
+using testing::run_shell;
+using testing::run_vhdx;
+using testing::shell_quote;
 
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint64_t kDiskSize = 64 * kMiB;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun shell(const std::string& command) {
-  static const std::string err_path = make_temp_dir() + "/stderr";
-  CliRun r;
-  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
-  r.err = read_text(err_path);
-  return r;
-}
 
 bool in_ci() {
   const char* ci = std::getenv("CI");
@@ -61,12 +37,12 @@ bool have_qemu() { return have_program("qemu-img") && have_program("qemu-io"); }
 CliRun io(const std::string& program, const std::string& image,
           const std::vector<std::string>& commands) {
   std::string line = program;
-  for (const std::string& c : commands) line += " -c " + quote(c);
-  return shell(line + " " + quote(image));
+  for (const std::string& c : commands) line += " -c " + shell_quote(c);
+  return run_shell(line + " " + shell_quote(image));
 }
 
 std::string vhdx_io(bool read_only) {
-  return quote(testing::vhdx_cli()) + " io" + (read_only ? " -r" : "");
+  return shell_quote(testing::vhdx_cli()) + " io" + (read_only ? " -r" : "");
 }
 
 // What the disk should hold, byte for byte, mirroring each command as it is issued.
@@ -103,11 +79,12 @@ struct ImageKind {
 std::ostream& operator<<(std::ostream& os, const ImageKind& kind) { return os << kind.name; }
 
 std::string make_image(const ImageKind& kind, const std::string& path) {
-  std::string command = kind.by_qemu ? "qemu-img create -q -f vhdx -o " + quote(kind.options) +
-                                           " " + quote(path) + " 64M"
-                                     : quote(testing::vhdx_cli()) + " create -q -o " +
-                                           quote(kind.options) + " " + quote(path) + " 64M";
-  CliRun r = shell(command);
+  std::string command = kind.by_qemu
+                            ? "qemu-img create -q -f vhdx -o " + shell_quote(kind.options) + " " +
+                                  shell_quote(path) + " 64M"
+                            : shell_quote(testing::vhdx_cli()) + " create -q -o " +
+                                  shell_quote(kind.options) + " " + shell_quote(path) + " 64M";
+  CliRun r = run_shell(command);
   EXPECT_EQ(r.status, 0) << command << "\n" << r.err;
   return path;
 }
@@ -166,11 +143,14 @@ TEST_P(IoWriteScript, WritesDiscardsAndZeroesReadBackExactly) {
   CliRun peer = io("qemu-io -f vhdx -r", image, reads);
   EXPECT_EQ(peer.status, 0) << peer.err;
   EXPECT_EQ(peer.out, "") << "qemu-io disagrees with the model";
-  CliRun qcheck = shell("qemu-img check -f vhdx " + quote(image));
+  CliRun qcheck = run_shell("qemu-img check -f vhdx " + shell_quote(image));
   EXPECT_EQ(qcheck.status, 0) << qcheck.out << qcheck.err;
   EXPECT_NE(qcheck.out.find("No errors were found on the image."), std::string::npos) << qcheck.out;
   std::string raw = make_temp_dir() + "/disk.raw";
-  ASSERT_EQ(shell("qemu-img convert -f vhdx -O raw " + quote(image) + " " + quote(raw)).status, 0);
+  ASSERT_EQ(
+      run_shell("qemu-img convert -f vhdx -O raw " + shell_quote(image) + " " + shell_quote(raw))
+          .status,
+      0);
   EXPECT_EQ(testing::sha256_file(raw), model.sha256());
 }
 
@@ -187,10 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(IoWrite, ReadOnlyOpenRefusesWritesAndLeavesTheFile) {
   std::string image = make_temp_dir() + "/disk.vhdx";
-  ASSERT_EQ(
-      shell(quote(testing::vhdx_cli()) + " create -q -o block_size=1M " + quote(image) + " 64M")
-          .status,
-      0);
+  ASSERT_EQ(run_vhdx("create -q -o block_size=1M " + shell_quote(image) + " 64M").status, 0);
   std::string before = testing::sha256_file(image);
   for (const char* command : {"write 0 1k", "write -z 0 1k", "discard 0 1k", "flush"}) {
     CliRun r = io(vhdx_io(true), image, {command});
@@ -210,10 +187,7 @@ TEST(IoWrite, ReadOnlyOpenRefusesWritesAndLeavesTheFile) {
 TEST(IoWrite, SourceFileRepeatsAndBadArgumentsFail) {
   std::string dir = make_temp_dir();
   std::string image = dir + "/disk.vhdx";
-  ASSERT_EQ(
-      shell(quote(testing::vhdx_cli()) + " create -q -o block_size=1M " + quote(image) + " 64M")
-          .status,
-      0);
+  ASSERT_EQ(run_vhdx("create -q -o block_size=1M " + shell_quote(image) + " 64M").status, 0);
   std::string source = dir + "/src.bin";
   std::ofstream(source, std::ios::binary) << "ABC";
   CliRun w = io(vhdx_io(false), image, {"write -q -s " + source + " 1000 7"});
@@ -221,6 +195,25 @@ TEST(IoWrite, SourceFileRepeatsAndBadArgumentsFail) {
   CliRun r = io(vhdx_io(true), image, {"read -v 992 16"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("41 42 43 41 42 43 41"), std::string::npos) << r.out;
+
+  // A source larger than the write buffer (3 MiB + 5 bytes of a pattern that never repeats
+  // within 1 MiB) over an 8 MiB write: the whole file repeats, as in qemu-io.
+  std::vector<std::uint8_t> big((3 << 20) + 5);
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 13);
+  const std::string big_source = dir + "/big.bin";
+  std::ofstream(big_source, std::ios::binary)
+      .write(reinterpret_cast<const char*>(big.data()), static_cast<std::streamsize>(big.size()));
+  w = io(vhdx_io(false), image, {"write -q -s " + big_source + " 3000 8M"});
+  ASSERT_EQ(w.status, 0) << w.err;
+  const std::string raw = dir + "/disk.raw";
+  ASSERT_EQ(run_vhdx("convert -O raw " + shell_quote(image) + " " + shell_quote(raw)).status, 0);
+  const std::string disk = testing::read_file_text(raw);
+  ASSERT_EQ(disk.size(), 64u << 20);
+  for (std::size_t i = 0; i < (8u << 20); ++i) {
+    ASSERT_EQ(static_cast<std::uint8_t>(disk[3000 + i]), big[i % big.size()]) << "byte " << i;
+  }
+  EXPECT_EQ(disk[3000 + (8 << 20)], 0);
 
   struct Bad {
     const char* command;
@@ -298,14 +291,17 @@ TEST(IoWrite, RandomScriptMatchesQemuIo) {
     EXPECT_EQ(a.out, b.out);
     std::string our_raw = dir + "/ours.raw";
     std::string their_raw = dir + "/theirs.raw";
-    ASSERT_EQ(shell("qemu-img convert -f vhdx -O raw " + quote(ours) + " " + quote(our_raw)).status,
+    ASSERT_EQ(run_shell("qemu-img convert -f vhdx -O raw " + shell_quote(ours) + " " +
+                        shell_quote(our_raw))
+                  .status,
               0);
-    ASSERT_EQ(
-        shell("qemu-img convert -f vhdx -O raw " + quote(theirs) + " " + quote(their_raw)).status,
-        0);
-    EXPECT_EQ(shell("cmp " + quote(our_raw) + " " + quote(their_raw)).status, 0);
+    ASSERT_EQ(run_shell("qemu-img convert -f vhdx -O raw " + shell_quote(theirs) + " " +
+                        shell_quote(their_raw))
+                  .status,
+              0);
+    EXPECT_EQ(run_shell("cmp " + shell_quote(our_raw) + " " + shell_quote(their_raw)).status, 0);
     EXPECT_EQ(testing::sha256_file(our_raw), model.sha256());
-    CliRun qcheck = shell("qemu-img check -f vhdx " + quote(ours));
+    CliRun qcheck = run_shell("qemu-img check -f vhdx " + shell_quote(ours));
     EXPECT_EQ(qcheck.status, 0) << qcheck.out << qcheck.err;
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "guarantees/guarantee_util.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
 
@@ -20,7 +21,6 @@ namespace vhdx::testing {
 namespace {
 
 using guarantees::file_state;
-using guarantees::quote;
 
 // The CLI runs under this address-space limit: every image here has at most a few MiB of
 // metadata, so a command needing more is allocating out of proportion to the image.
@@ -71,7 +71,7 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 // the image: what it says about a dirty log and unavailable block counts. For `vhdx check`: its
 // first ERROR line, else its first Warning line, or its leak summary.
 enum class Command { kInfo, kCheck };
-std::string cli_verdict(const guarantees::CliRun& run, const std::string& path, Command command) {
+std::string cli_verdict(const CliRun& run, const std::string& path, Command command) {
   std::vector<std::string> notes;
   if (!run.err.empty()) notes.push_back(first_line(run.err));
   std::istringstream lines(run.out);
@@ -202,8 +202,6 @@ std::string render(std::vector<Row> rows) {
   return md.str();
 }
 
-std::string slurp(const std::string& path) { return guarantees::slurp(path); }
-
 std::string self_path() {
   std::vector<char> buf(4096);
   ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
@@ -230,8 +228,8 @@ void catalogue(const std::vector<std::uint8_t>& image, const std::string& area,
   ASSERT_TRUE(write_bytes_file(path, image));
   const auto before = file_state(path);
   const std::string limit = sanitized() ? "" : "ulimit -v " + std::to_string(kCliAddressSpaceKiB);
-  auto info = guarantees::run_cli("info " + quote(path), limit);
-  auto check = guarantees::run_cli("check " + quote(path), limit);
+  auto info = run_vhdx("info " + shell_quote(path), limit);
+  auto check = run_vhdx("check " + shell_quote(path), limit);
   EXPECT_TRUE(info.status == 0 || info.status == 1) << "vhdx info exited " << info.status << "\n"
                                                     << info.err;
   EXPECT_TRUE(check.status >= 0 && check.status <= 3)
@@ -274,11 +272,13 @@ TEST(CorruptionCatalogue, MatchesDocs) {
   const std::string dir = make_temp_dir();
   const std::string rows_path = dir + "/rows";
   const std::string log_path = dir + "/cases.log";
-  std::string command = std::string(kRowsVariable) + "=" + quote(rows_path) + " " + quote(self) +
-                        " --gtest_filter='Corruption.*' > " + quote(log_path) + " 2>&1";
+  std::string command = std::string(kRowsVariable) + "=" + shell_quote(rows_path) + " " +
+                        shell_quote(self) + " --gtest_filter='Corruption.*' > " +
+                        shell_quote(log_path) + " 2>&1";
   if (!sanitized()) command = "ulimit -v " + std::to_string(kCasesAddressSpaceKiB) + "; " + command;
-  const int status = run_command("sh -c " + quote(command));
-  ASSERT_EQ(status, 0) << "the cases failed in the child; its output:\n" << slurp(log_path);
+  const int status = run_command("sh -c " + shell_quote(command));
+  ASSERT_EQ(status, 0) << "the cases failed in the child; its output:\n"
+                       << read_file_text(log_path);
 
   const std::vector<Row> rows = read_rows(rows_path);
   EXPECT_GE(rows.size(), 60u);
@@ -292,7 +292,7 @@ TEST(CorruptionCatalogue, MatchesDocs) {
     std::cout << "rewrote " << kDocPath << "\n";
     return;
   }
-  const std::string committed = slurp(kDocPath);
+  const std::string committed = read_file_text(kDocPath);
   std::string differences;
   if (committed != table) {
     std::istringstream want(committed), got(table);

@@ -10,6 +10,7 @@
 
 #include "format/constants.h"
 #include "guarantees/guarantee_util.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
 
@@ -28,13 +29,14 @@ using format::kGiB;
 using format::kKiB;
 using format::kMiB;
 using format::kTiB;
-using guarantees::CliRun;
-using guarantees::quote;
 using testing::BlockSpec;
+using testing::CliRun;
 using testing::ImageBuilder;
 using testing::ImageSpec;
 using testing::make_temp_dir;
 using testing::Piece;
+using testing::run_vhdx;
+using testing::shell_quote;
 
 constexpr std::uint64_t kAddressSpaceLimitKiB = 512 * 1024;  // 512 MiB
 
@@ -51,7 +53,7 @@ bool sanitized() {
 CliRun bounded(const std::string& args) {
   const std::string prefix =
       sanitized() ? "" : "ulimit -v " + std::to_string(kAddressSpaceLimitKiB);
-  auto r = guarantees::run_cli(args, prefix);
+  auto r = run_vhdx(args, prefix);
   EXPECT_TRUE(r.status == 0 || r.status == 1) << "vhdx " << args << " exited " << r.status << "\n"
                                               << r.err;
   if (r.status == 1) {
@@ -74,7 +76,7 @@ void expect_clean_errors(const std::string& image, const std::string& code,
   for (const std::string& cmd :
        {std::string("info "), std::string("map "), std::string("io -r -c 'read 0 64k' ")}) {
     SCOPED_TRACE(cmd);
-    auto r = bounded(cmd + quote(image));
+    auto r = bounded(cmd + shell_quote(image));
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("(" + code), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(word), std::string::npos) << r.err;
@@ -88,7 +90,7 @@ TEST(Hostile, AddressSpaceLimitItselfWorks) {
   b.set_block(0, BlockSpec::present_fill(0x5c));
   auto bytes = b.build();
   const std::string image = write_image(bytes, "plain.vhdx");
-  auto r = bounded("io -r -c 'read -P 0x5c 0 1M' " + quote(image));
+  auto r = bounded("io -r -c 'read -P 0x5c 0 1M' " + shell_quote(image));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("read 1048576/1048576 bytes at offset 0"), std::string::npos) << r.out;
 }
@@ -149,7 +151,7 @@ TEST(Hostile, LogLengthHugePastEndOfFile) {
   const std::string image = write_image(bytes, "log.vhdx");
   for (const std::string& cmd :
        {std::string("info "), std::string("map "), std::string("io -r -c 'read 0 64k' ")}) {
-    auto r = bounded(cmd + quote(image));
+    auto r = bounded(cmd + shell_quote(image));
     EXPECT_EQ(r.status, 1) << cmd << r.out;
   }
 }
@@ -176,14 +178,14 @@ TEST(Hostile, LogLengthHugeInsideFile) {
   ASSERT_TRUE(sparse.write_file(image));
   // The log holds no valid entry: either the image opens as if clean (then block 0 reads
   // right) or it is refused; both are fine, a crash or an exhausted address space is not.
-  (void)bounded("info " + quote(image));
-  auto io = bounded("io -r -c 'read -P 0x42 0 64k' " + quote(image));
+  (void)bounded("info " + shell_quote(image));
+  auto io = bounded("io -r -c 'read -P 0x42 0 64k' " + shell_quote(image));
   if (io.status == 0) {
     EXPECT_EQ(io.out.find("Pattern verification failed"), std::string::npos) << io.out;
   } else {
     EXPECT_NE(io.err.find("log"), std::string::npos) << io.err;
   }
-  (void)bounded("map " + quote(image));
+  (void)bounded("map " + shell_quote(image));
 }
 
 // 64 TiB with 1 MiB blocks: 64 Mi payload entries plus 2 Mi bitmap entries, a 528 MiB BAT,
@@ -202,16 +204,16 @@ TEST(Hostile, SixtyFourTiBWithOneMiBBlocks) {
   const std::string image = make_temp_dir() + "/64t.vhdx";
   ASSERT_TRUE(sparse.write_file(image));
 
-  auto info = bounded("info --output json " + quote(image));
+  auto info = bounded("info --output json " + shell_quote(image));
   EXPECT_EQ(info.status, 0) << info.err;
   EXPECT_NE(info.out.find("70368744177664"), std::string::npos);  // 64 TiB in bytes
 
-  auto map = bounded("map " + quote(image));
+  auto map = bounded("map " + shell_quote(image));
   EXPECT_EQ(map.status, 0) << map.err;
 
   auto io = bounded("io -r -c 'read -P 0x11 0 64k' -c 'read -P 0 64k 64k' -c 'read -P 0x22 " +
                     std::to_string(64 * kTiB - 64 * kKiB) + " 64k' -c 'read -P 0 32T 1M' " +
-                    quote(image));
+                    shell_quote(image));
   EXPECT_EQ(io.status, 0) << io.err << io.out;
   EXPECT_EQ(io.out.find("Pattern verification failed"), std::string::npos) << io.out;
 }

@@ -14,6 +14,7 @@
 
 #include "guarantees/guarantee_util.h"
 #include "io/posix_file.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
 #include "vhdx/image.h"
@@ -21,10 +22,11 @@
 namespace vhdx {
 namespace {
 
-using guarantees::quote;
 using testing::have_program;
 using testing::make_temp_dir;
 using testing::run_command;
+using testing::run_vhdx;
+using testing::shell_quote;
 
 const char kBusyText[] = "image is in use by another process (locked)";
 
@@ -138,7 +140,7 @@ TEST_F(Locking, ImageOpenForceShareWhileWriterHoldsFile) {
 TEST_F(Locking, CliRefusedWhileWriterHoldsFile) {
   auto writer = open(true);
   ASSERT_TRUE(writer);
-  auto r = guarantees::run_cli("info " + quote(path_));
+  auto r = run_vhdx("info " + shell_quote(path_));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find(kBusyText), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("(busy"), std::string::npos) << r.err;
@@ -149,14 +151,14 @@ TEST_F(Locking, CliRefusedWhileWriterHoldsFile) {
 TEST_F(Locking, CliForceShareReadsBesideAWriter) {
   auto writer = open(true);
   ASSERT_TRUE(writer);
-  auto info = guarantees::run_cli("info -U --output=json " + quote(path_));
+  auto info = run_vhdx("info -U --output=json " + shell_quote(path_));
   EXPECT_EQ(info.status, 0) << info.err;
   EXPECT_NE(info.out.find("\"virtual-size\""), std::string::npos) << info.out;
-  auto read = guarantees::run_cli("io -r -U -c 'read -P 0x6b 0 64k' " + quote(path_));
+  auto read = run_vhdx("io -r -U -c 'read -P 0x6b 0 64k' " + shell_quote(path_));
   EXPECT_EQ(read.status, 0) << read.out << read.err;
-  auto map = guarantees::run_cli("map -U " + quote(path_));
+  auto map = run_vhdx("map -U " + shell_quote(path_));
   EXPECT_EQ(map.status, 0) << map.err;
-  auto write = guarantees::run_cli("io -U -c 'write -P 1 0 4k' " + quote(path_));
+  auto write = run_vhdx("io -U -c 'write -P 1 0 4k' " + shell_quote(path_));
   EXPECT_EQ(write.status, 1);
   EXPECT_NE(write.err.find("(invalid-argument"), std::string::npos) << write.err;
 }
@@ -229,17 +231,18 @@ TEST_F(QemuLocking, OurWriterExcludesQemu) {
   auto writer = open(true);
   ASSERT_TRUE(writer);
   std::string out;
-  EXPECT_NE(run_command("qemu-img info " + quote(path_) + " 2>&1", &out), 0);
+  EXPECT_NE(run_command("qemu-img info " + shell_quote(path_) + " 2>&1", &out), 0);
   EXPECT_NE(out.find("lock"), std::string::npos) << out;
-  EXPECT_EQ(run_command("qemu-img info -U " + quote(path_) + " >/dev/null 2>&1"), 0);
+  EXPECT_EQ(run_command("qemu-img info -U " + shell_quote(path_) + " >/dev/null 2>&1"), 0);
 }
 
 TEST_F(QemuLocking, OurReaderExcludesQemuWriterNotQemuReader) {
   auto reader = open(false);
   ASSERT_TRUE(reader);
   std::string out;
-  EXPECT_EQ(run_command("qemu-img info " + quote(path_) + " >/dev/null 2>&1"), 0);
-  EXPECT_NE(run_command("qemu-io -f vhdx -c 'write 0 512' " + quote(path_) + " 2>&1", &out), 0);
+  EXPECT_EQ(run_command("qemu-img info " + shell_quote(path_) + " >/dev/null 2>&1"), 0);
+  EXPECT_NE(run_command("qemu-io -f vhdx -c 'write 0 512' " + shell_quote(path_) + " 2>&1", &out),
+            0);
   EXPECT_NE(out.find("lock"), std::string::npos) << out;
 }
 

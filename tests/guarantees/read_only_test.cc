@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "guarantees/guarantee_util.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx {
@@ -14,13 +15,13 @@ namespace {
 
 using guarantees::file_state;
 using guarantees::FileState;
-using guarantees::quote;
-using guarantees::run_cli;
 using testing::corpus_image;
 using testing::have_program;
 using testing::make_temp_dir;
 using testing::run_command;
+using testing::run_vhdx;
 using testing::sha256_file;
+using testing::shell_quote;
 
 // Runs every read-only command on `image`; returns the exit statuses in order. Each command
 // must end with 0 or 1 (never a signal), and the file must be unchanged after each one.
@@ -29,16 +30,16 @@ std::vector<int> run_read_only_commands(const std::string& image) {
   EXPECT_FALSE(before.sha256.empty()) << image;
   const std::string out = make_temp_dir() + "/out.raw";
   const std::vector<std::string> commands = {
-      "info " + quote(image),
-      "info --output json " + quote(image),
-      "map " + quote(image),
-      "map --output json " + quote(image),
-      "convert -O raw " + quote(image) + " " + quote(out),
-      "io -r -c 'read -v 0 4k' -c 'read 1M 64k' -c map -c info " + quote(image),
+      "info " + shell_quote(image),
+      "info --output json " + shell_quote(image),
+      "map " + shell_quote(image),
+      "map --output json " + shell_quote(image),
+      "convert -O raw " + shell_quote(image) + " " + shell_quote(out),
+      "io -r -c 'read -v 0 4k' -c 'read 1M 64k' -c map -c info " + shell_quote(image),
   };
   std::vector<int> statuses;
   for (const auto& args : commands) {
-    auto r = run_cli(args);
+    auto r = run_vhdx(args);
     EXPECT_TRUE(r.status == 0 || r.status == 1) << args << " -> " << r.status << "\n" << r.err;
     statuses.push_back(r.status);
     EXPECT_EQ(file_state(image), before) << "`vhdx " << args << "` changed " << image;
@@ -60,7 +61,7 @@ TEST_P(ReadOnlyCorpus, CommandsLeaveImageUnchanged) {
   auto statuses = run_read_only_commands(image);
   ASSERT_EQ(statuses.size(), 6u);
   const std::string raw = make_temp_dir() + "/content.raw";
-  auto convert = run_cli("convert -O raw " + quote(image) + " " + quote(raw));
+  auto convert = run_vhdx("convert -O raw " + shell_quote(image) + " " + shell_quote(raw));
   // Every command succeeds; the dirty-log image is served through an in-memory replay of its
   // log (the file keeps its pre-replay bytes, checked above after every command).
   EXPECT_EQ(statuses, (std::vector<int>{0, 0, 0, 0, 0, 0}));
@@ -105,13 +106,13 @@ TEST(ReadOnly, QemuMadeImagesUnchanged) {
   const std::string dynamic = dir + "/dynamic.vhdx";
   const std::string fixed = dir + "/fixed.vhdx";
   ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o subformat=dynamic,block_size=1M " +
-                        quote(dynamic) + " 8M"),
+                        shell_quote(dynamic) + " 8M"),
             0);
   ASSERT_EQ(run_command("qemu-io -f vhdx -c 'write -P 0xa5 0 64k' -c 'write -P 0x5a 3M 4k' " +
-                        quote(dynamic) + " >/dev/null"),
+                        shell_quote(dynamic) + " >/dev/null"),
             0);
   ASSERT_EQ(run_command("qemu-img create -q -f vhdx -o subformat=fixed,block_size=1M " +
-                        quote(fixed) + " 4M"),
+                        shell_quote(fixed) + " 4M"),
             0);
   for (const auto& image : {dynamic, fixed}) {
     auto statuses = run_read_only_commands(image);
@@ -120,8 +121,9 @@ TEST(ReadOnly, QemuMadeImagesUnchanged) {
   // The converted content matches qemu's own.
   const std::string ours = dir + "/ours.raw";
   const std::string theirs = dir + "/theirs.raw";
-  ASSERT_EQ(run_cli("convert -O raw " + quote(dynamic) + " " + quote(ours)).status, 0);
-  ASSERT_EQ(run_command("qemu-img convert -f vhdx -O raw " + quote(dynamic) + " " + quote(theirs)),
+  ASSERT_EQ(run_vhdx("convert -O raw " + shell_quote(dynamic) + " " + shell_quote(ours)).status, 0);
+  ASSERT_EQ(run_command("qemu-img convert -f vhdx -O raw " + shell_quote(dynamic) + " " +
+                        shell_quote(theirs)),
             0);
   EXPECT_EQ(sha256_file(ours), sha256_file(theirs));
 }

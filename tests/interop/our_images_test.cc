@@ -25,20 +25,24 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx {
 namespace {
 
 using nlohmann::json;
+using testing::CliRun;
 using testing::have_program;
 using testing::make_temp_dir;
 using testing::run_command;
+using testing::run_shell;
+using testing::run_vhdx;
 using testing::sha256_file;
+using testing::shell_quote;
 
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
@@ -47,36 +51,6 @@ bool in_ci() {
   const char* ci = std::getenv("CI");
   return ci != nullptr && std::string(ci) == "true";
 }
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CmdRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs a shell command, capturing stdout and stderr.
-CmdRun shell(const std::string& command) {
-  static const std::string err_path = make_temp_dir() + "/stderr";
-  CmdRun r;
-  r.status = run_command(command + " 2>" + quote(err_path), &r.out);
-  r.err = slurp(err_path);
-  return r;
-}
-
-CmdRun vhdx_cli(const std::string& args) { return shell(quote(testing::vhdx_cli()) + " " + args); }
 
 enum class SizeVariant {
   kWholeBlocks,  // a whole number of blocks
@@ -291,7 +265,7 @@ class Mount {
  public:
   explicit Mount(std::string dir) : dir_(std::move(dir)) {}
   ~Mount() {
-    if (mounted_) run_command("fusermount -u " + quote(dir_) + " >/dev/null 2>&1");
+    if (mounted_) run_command("fusermount -u " + shell_quote(dir_) + " >/dev/null 2>&1");
   }
   Mount(const Mount&) = delete;
   Mount& operator=(const Mount&) = delete;
@@ -313,7 +287,7 @@ void check_image_against_raw(const Cell& cell, const std::string& image, const s
                              const std::string& raw_sha, const std::string& mount_dir) {
   const std::uint64_t v = cell.virtual_size();
   // Our own check: nothing wrong, nothing leaked, nothing left in the log.
-  CmdRun ours = vhdx_cli("check --output=json " + quote(image));
+  CliRun ours = run_vhdx("check --output=json " + shell_quote(image));
   const json j = json::parse(ours.out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << ours.out << ours.err;
   EXPECT_EQ(j["corruptions"], 0) << ours.out;
@@ -326,23 +300,24 @@ void check_image_against_raw(const Cell& cell, const std::string& image, const s
   }
 
   if (cell.sector == 512) {
-    CmdRun check = shell("qemu-img check -f vhdx " + quote(image));
+    CliRun check = run_shell("qemu-img check -f vhdx " + shell_quote(image));
     EXPECT_EQ(check.status, 0) << check.out << check.err;
     EXPECT_NE(check.out.find("No errors were found on the image."), std::string::npos)
         << check.out << check.err;
     EXPECT_EQ(check.out.find("leaked"), std::string::npos) << check.out;
-    CmdRun compare = shell("qemu-img compare -f raw -F vhdx " + quote(raw) + " " + quote(image));
+    CliRun compare =
+        run_shell("qemu-img compare -f raw -F vhdx " + shell_quote(raw) + " " + shell_quote(image));
     EXPECT_EQ(compare.status, 0) << compare.out << compare.err;
     EXPECT_EQ(compare.out, "Images are identical.\n") << compare.err;
   } else {
     // QEMU 7.2's vhdx driver handles only 512-byte logical sectors and refuses the rest at open.
-    CmdRun check = shell("qemu-img check -f vhdx " + quote(image));
+    CliRun check = run_shell("qemu-img check -f vhdx " + shell_quote(image));
     EXPECT_NE(check.status, 0) << check.out;
     EXPECT_NE(check.err.find("Could not open"), std::string::npos) << check.err;
     EXPECT_NE(check.err.find("Operation not supported"), std::string::npos) << check.err;
   }
 
-  CmdRun info = shell("vhdiinfo " + quote(image));
+  CliRun info = run_shell("vhdiinfo " + shell_quote(image));
   EXPECT_EQ(info.status, 0) << info.out << info.err;
   EXPECT_NE(info.out.find("(" + std::to_string(v) + " bytes)"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("Bytes per sector\t: " + std::to_string(cell.sector) + " bytes"),
@@ -354,7 +329,7 @@ void check_image_against_raw(const Cell& cell, const std::string& image, const s
 
   ASSERT_EQ(::mkdir(mount_dir.c_str(), 0755), 0) << mount_dir;
   Mount mount(mount_dir);
-  CmdRun mounted = shell("vhdimount " + quote(image) + " " + quote(mount_dir));
+  CliRun mounted = run_shell("vhdimount " + shell_quote(image) + " " + shell_quote(mount_dir));
   ASSERT_EQ(mounted.status, 0) << mounted.out << mounted.err;
   mount.set_mounted();
   const std::string disk = mount_dir + "/vhdi1";
@@ -389,13 +364,13 @@ TEST_P(OurImagesTest, PeersAgreeWithTheRawTwin) {
   for (char& c : source) c = static_cast<char>(source_rng.next() >> 56);
   ASSERT_TRUE(write_file(source_path, source));
 
-  CmdRun create = vhdx_cli("create -q -o " + cell.options() + " " + quote(image) + " " +
+  CliRun create = run_vhdx("create -q -o " + cell.options() + " " + shell_quote(image) + " " +
                            std::to_string(cell.virtual_size()));
   ASSERT_EQ(create.status, 0) << create.out << create.err;
 
   const std::vector<Op> ops = script_for(cell, seed);
-  ASSERT_TRUE(write_file(dir + "/script", script_text(ops, quote(source_path))));
-  CmdRun io = vhdx_cli("io " + quote(image) + " < " + quote(dir + "/script"));
+  ASSERT_TRUE(write_file(dir + "/script", script_text(ops, shell_quote(source_path))));
+  CliRun io = run_vhdx("io " + shell_quote(image) + " < " + shell_quote(dir + "/script"));
   ASSERT_EQ(io.status, 0) << io.out << io.err;
   EXPECT_EQ(io.err, "");
   ASSERT_TRUE(apply_to_raw(ops, source, raw, cell.virtual_size()));
@@ -406,8 +381,8 @@ TEST_P(OurImagesTest, PeersAgreeWithTheRawTwin) {
     check_image_against_raw(cell, image, raw, raw_sha, dir + "/mnt-written");
   }
   const std::string converted = dir + "/converted.vhdx";
-  CmdRun convert = vhdx_cli("convert -q -f raw -O vhdx -o " + cell.options() + " " + quote(raw) +
-                            " " + quote(converted));
+  CliRun convert = run_vhdx("convert -q -f raw -O vhdx -o " + cell.options() + " " +
+                            shell_quote(raw) + " " + shell_quote(converted));
   ASSERT_EQ(convert.status, 0) << convert.out << convert.err;
   {
     SCOPED_TRACE("converted from the raw twin by vhdx convert -O vhdx");

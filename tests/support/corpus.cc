@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "support/cli_run.h"
+
 namespace vhdx::testing {
 namespace {
 
@@ -40,17 +42,6 @@ TempDirs& temp_dirs() {
     return d;
   }();
   return *dirs;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
