@@ -20,6 +20,7 @@ using nlohmann::json;
 using testing::CliRun;
 using testing::corpus_image;
 using testing::have_program;
+using testing::in_ci;
 using testing::make_temp_dir;
 using testing::read_file_text;
 using testing::run_command;
@@ -40,11 +41,6 @@ std::uint64_t file_size(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
   return static_cast<std::uint64_t>(st.st_size);
-}
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
 }
 
 // qemu-io prints a timing line after each transfer; drop it to compare the rest.

@@ -23,6 +23,7 @@ namespace {
 using nlohmann::json;
 using testing::CliRun;
 using testing::have_program;
+using testing::in_ci;
 using testing::make_temp_dir;
 using testing::run_command;
 using testing::run_shell;
@@ -31,11 +32,6 @@ using testing::sha256_file;
 using testing::shell_quote;
 
 constexpr std::uint64_t kMiB = 1 << 20;
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 // Skips the current test when `program` is missing (fails under CI=true).
 #define REQUIRE_PROGRAM(program)                                               \

@@ -17,6 +17,7 @@ namespace {
 
 using testing::CliRun;
 using testing::have_program;
+using testing::in_ci;
 using testing::make_temp_dir;
 using testing::run_shell;
 using testing::run_vhdx;
@@ -25,11 +26,6 @@ using testing::shell_quote;
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint64_t kDiskSize = 64 * kMiB;
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 bool have_qemu() { return have_program("qemu-img") && have_program("qemu-io"); }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "ops/check.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 
 namespace vhdx::crash {
@@ -80,8 +81,7 @@ std::vector<std::uint8_t> pattern(std::uint64_t seed, std::uint64_t offset, std:
 
 QemuChecker::QemuChecker() {
   available_ = testing::have_program("qemu-img");
-  const char* ci = std::getenv("CI");
-  ci_ = ci != nullptr && std::string(ci) == "true";
+  ci_ = testing::in_ci();
   if (available_) dir_ = testing::make_temp_dir();
 }
 

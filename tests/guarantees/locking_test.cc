@@ -168,8 +168,7 @@ class QemuLocking : public Locking {
  protected:
   void SetUp() override {
     if (!have_program("qemu-img") || !have_program("qemu-io")) {
-      const char* ci = std::getenv("CI");
-      if (ci != nullptr && std::string(ci) == "true") FAIL() << "qemu-img/qemu-io missing";
+      if (testing::in_ci()) FAIL() << "qemu-img/qemu-io missing";
       GTEST_SKIP() << "qemu-img/qemu-io not installed";
     }
     Locking::SetUp();

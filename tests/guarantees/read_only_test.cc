@@ -98,8 +98,7 @@ TEST(ReadOnly, DifferencingWithoutParentUnchanged) {
 
 TEST(ReadOnly, QemuMadeImagesUnchanged) {
   if (!have_program("qemu-img") || !have_program("qemu-io")) {
-    if (std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true")
-      FAIL() << "qemu-img/qemu-io missing under CI";
+    if (testing::in_ci()) FAIL() << "qemu-img/qemu-io missing under CI";
     GTEST_SKIP() << "qemu-img/qemu-io not installed";
   }
   const std::string dir = make_temp_dir();

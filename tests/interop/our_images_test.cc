@@ -37,6 +37,7 @@ namespace {
 using nlohmann::json;
 using testing::CliRun;
 using testing::have_program;
+using testing::in_ci;
 using testing::make_temp_dir;
 using testing::run_command;
 using testing::run_shell;
@@ -46,11 +47,6 @@ using testing::shell_quote;
 
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 enum class SizeVariant {
   kWholeBlocks,  // a whole number of blocks

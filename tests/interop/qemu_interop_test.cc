@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "vhdx/convert.h"
 #include "vhdx/image.h"
@@ -32,6 +33,7 @@ namespace vhdx {
 namespace {
 
 using testing::have_program;
+using testing::in_ci;
 using testing::make_temp_dir;
 using testing::run_command;
 using testing::sha256_file;
@@ -176,11 +178,6 @@ std::string read_checks(const std::vector<Segment>& segments) {
     }
   }
   return args;
-}
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
 }
 
 std::uint64_t allocated_bytes(const std::string& path) {

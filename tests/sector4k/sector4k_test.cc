@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "format/constants.h"
+#include "support/cli_run.h"
 #include "support/corpus.h"
 #include "support/image_builder.h"
 #include "vhdx/image.h"
@@ -255,19 +256,13 @@ TEST_P(Sector4k, LibraryReadsEverything) {
 
 // ---- libvhdi cross-check ----
 
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
 // A vhdimount FUSE mount, unmounted when it goes out of scope (also when the test fails).
 class VhdiMount {
  public:
   VhdiMount(const std::string& image, const std::string& dir) : dir_(dir) {
     std::string out;
-    int rc = run_command("timeout 60 vhdimount " + quote(image) + " " + quote(dir) + " 2>&1", &out);
+    int rc = run_command(
+        "timeout 60 vhdimount " + shell_quote(image) + " " + shell_quote(dir) + " 2>&1", &out);
     mounted_ = rc == 0;
     error_ = out;
     // vhdimount returns once FUSE is mounted; wait briefly for the file in any case.
@@ -277,8 +272,8 @@ class VhdiMount {
   ~VhdiMount() {
     if (!mounted_) return;
     for (int i = 0; i < 50; ++i) {
-      if (run_command("fusermount -u " + quote(dir_) + " 2>/dev/null") == 0 ||
-          run_command("umount " + quote(dir_) + " 2>/dev/null") == 0)
+      if (run_command("fusermount -u " + shell_quote(dir_) + " 2>/dev/null") == 0 ||
+          run_command("umount " + shell_quote(dir_) + " 2>/dev/null") == 0)
         return;
       ::usleep(100 * 1000);
     }
@@ -313,7 +308,7 @@ TEST_P(Sector4k, VhdimountAgrees) {
   VhdiMount mount(path, dir);
   ASSERT_TRUE(mount.mounted()) << "vhdimount failed: " << mount.error();
   std::string out;
-  int rc = run_command("timeout 300 sha256sum " + quote(mount.file()), &out);
+  int rc = run_command("timeout 300 sha256sum " + shell_quote(mount.file()), &out);
   ASSERT_EQ(rc, 0) << "sha256sum of the vhdimount file failed";
   EXPECT_EQ(out.substr(0, 64), b.expected_sha256()) << "libvhdi disagrees on " << cs.name;
 }

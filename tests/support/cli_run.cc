@@ -1,5 +1,6 @@
 #include "support/cli_run.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -40,6 +41,11 @@ std::string read_file_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
 }
 
 CliRun run_shell(const std::string& command) {

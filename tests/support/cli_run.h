@@ -23,6 +23,10 @@ struct CliRun {
   std::string err;
 };
 
+// Whether the tests run under CI (CI=true), where every peer tool must be installed: a test
+// that needs a missing one fails there instead of skipping.
+bool in_ci();
+
 // Runs `command` through the shell, capturing its stdout and stderr apart.
 CliRun run_shell(const std::string& command);
 
