@@ -62,9 +62,17 @@ rc=${PIPESTATUS[0]}
 set -e
 
 execs=$(grep -a -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-cov=$(grep -a -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 | grep -o 'cov: [0-9]*' || true)
-ft=$(grep -a -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 | grep -o 'ft: [0-9]*' || true)
-echo "$target: ${execs:-?} executions in ${seconds}s, ${cov:-cov: ?} edges, ${ft:-ft: ?} features (log: $log)"
+# Coverage from the last status line (DONE, INITED, NEW, REDUCE or pulse), so that a run
+# stopped early reports where it got to.
+last=$(grep -a -E '^#[0-9]+[[:space:]]+[A-Z]+[[:space:]]+cov:' "$log" | tail -1 || true)
+cov=$(grep -o 'cov: [0-9]*' <<<"$last" || true)
+ft=$(grep -o 'ft: [0-9]*' <<<"$last" || true)
+echo "$target: ${execs:-?} executions (limit ${seconds}s), ${cov:-cov: ?} edges, ${ft:-ft: ?} features (log: $log)"
+# Stopped with Ctrl-C or SIGINT (libFuzzer exits 72 then): not a finding.
+if [[ $rc -eq 72 ]] && grep -a -q 'libFuzzer: run interrupted' "$log"; then
+  echo "$target: interrupted, no finding"
+  exit 0
+fi
 if [[ $rc -ne 0 ]]; then
   echo "$target: FINDING (libFuzzer exit $rc); inputs in $artifacts/" >&2
   exit 1
