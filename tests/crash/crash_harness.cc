@@ -538,4 +538,14 @@ CrashRun crash_workload(const Recording& rec, const CrashPlan& plan, QemuChecker
   return run;
 }
 
+ops::CreateParams params(DiskType type, std::uint64_t virtual_size, std::uint32_t block_size,
+                         std::uint32_t sector) {
+  ops::CreateParams p;
+  p.type = type;
+  p.virtual_size = virtual_size;
+  p.block_size = block_size;
+  p.logical_sector_size = sector;
+  return p;
+}
+
 }  // namespace vhdx::crash

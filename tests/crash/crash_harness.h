@@ -185,4 +185,8 @@ struct CrashPlan {
 CrashRun crash_workload(const Recording& recording, const CrashPlan& plan, QemuChecker* qemu,
                         std::uint64_t seed);
 
+// Creation parameters for the crash and error workloads (the rest stay at their defaults).
+ops::CreateParams params(DiskType type, std::uint64_t virtual_size, std::uint32_t block_size,
+                         std::uint32_t sector);
+
 }  // namespace vhdx::crash

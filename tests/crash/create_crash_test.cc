@@ -26,16 +26,6 @@ struct Tally {
   std::uint64_t qemu_checked = 0;
 };
 
-ops::CreateParams params(DiskType type, std::uint64_t virtual_size, std::uint32_t block_size,
-                         std::uint32_t sector) {
-  ops::CreateParams p;
-  p.type = type;
-  p.virtual_size = virtual_size;
-  p.block_size = block_size;
-  p.logical_sector_size = sector;
-  return p;
-}
-
 // Crashes every mutating operation of `trace` (recorded from an empty file) and checks each
 // image against `expected` (the whole virtual disk of the finished image).
 void crash_trace(const std::string& name, const std::vector<FaultOp>& trace,

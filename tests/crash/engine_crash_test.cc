@@ -18,13 +18,10 @@ struct Config {
   CrashPlan plan;
 };
 
-ops::CreateParams params(DiskType type, std::uint64_t virtual_size, std::uint32_t block_size,
-                         std::uint32_t sector) {
-  ops::CreateParams p;
-  p.type = type;
-  p.virtual_size = virtual_size;
-  p.block_size = block_size;
-  p.logical_sector_size = sector;
+// A 1 MiB log, so that the workloads wrap it.
+ops::CreateParams small_log_params(DiskType type, std::uint64_t virtual_size,
+                                   std::uint32_t block_size, std::uint32_t sector) {
+  ops::CreateParams p = params(type, virtual_size, block_size, sector);
   p.log_size = 1 * kMiB;
   return p;
 }
@@ -109,7 +106,7 @@ std::vector<Config> join(std::vector<Config> a, const std::vector<Config>& b) {
 
 // 512-byte sectors, 1 MiB blocks, a partial last block.
 TEST(EngineCrash, DynamicSmallBlocksEveryWriteBoundary) {
-  const auto p = params(DiskType::kDynamic, 5 * kMiB + 3 * 512, 1 * kMiB, 512);
+  const auto p = small_log_params(DiskType::kDynamic, 5 * kMiB + 3 * 512, 1 * kMiB, 512);
   auto configs = general("dyn-1M-512", p, seeds(1, 10), 60, 1, 20);
   for (auto& c : configs) c.plan.images_per_position = 2;
   EXPECT_GE(run_configs("DynamicSmallBlocks", configs), 2400u);
@@ -117,7 +114,7 @@ TEST(EngineCrash, DynamicSmallBlocksEveryWriteBoundary) {
 
 // 4096-byte logical sectors, 2 MiB blocks.
 TEST(EngineCrash, Dynamic4KSectorsEveryWriteBoundary) {
-  const auto p = params(DiskType::kDynamic, 6 * kMiB + 8192, 2 * kMiB, 4096);
+  const auto p = small_log_params(DiskType::kDynamic, 6 * kMiB + 8192, 2 * kMiB, 4096);
   auto configs = general("dyn-2M-4K", p, seeds(101, 8), 60, 1, 20);
   for (auto& c : configs) c.plan.images_per_position = 2;
   EXPECT_GE(run_configs("Dynamic4KSectors", configs), 1800u);
@@ -125,32 +122,33 @@ TEST(EngineCrash, Dynamic4KSectorsEveryWriteBoundary) {
 
 // Fixed images (data in place, discards zero-fill) with both sector sizes.
 TEST(EngineCrash, FixedImagesEveryWriteBoundary) {
-  auto configs =
-      join(general("fixed-1M-512", params(DiskType::kFixed, 4 * kMiB + 512, 1 * kMiB, 512),
-                   seeds(201, 5), 60, 1, 15),
-           general("fixed-4M-4K", params(DiskType::kFixed, 6 * kMiB, 4 * kMiB, 4096), seeds(211, 5),
-                   60, 1, 15));
+  auto configs = join(
+      general("fixed-1M-512", small_log_params(DiskType::kFixed, 4 * kMiB + 512, 1 * kMiB, 512),
+              seeds(201, 5), 60, 1, 15),
+      general("fixed-4M-4K", small_log_params(DiskType::kFixed, 6 * kMiB, 4 * kMiB, 4096),
+              seeds(211, 5), 60, 1, 15));
   for (auto& c : configs) c.plan.images_per_position = 2;
   EXPECT_GE(run_configs("FixedImages", configs), 2200u);
 }
 
 // Large blocks (8 and 32 MiB) over small disks: partial blocks, sparse growth by truncate.
 TEST(EngineCrash, LargeBlocksEveryWriteBoundary) {
-  auto configs = join(general("dyn-32M-512", params(DiskType::kDynamic, 6 * kMiB, 32 * kMiB, 512),
-                              {301, 302}, 50, 1, 20),
-                      general("dyn-8M-4K", params(DiskType::kDynamic, 10 * kMiB, 8 * kMiB, 4096),
-                              seeds(311, 4), 50, 1, 20));
+  auto configs =
+      join(general("dyn-32M-512", small_log_params(DiskType::kDynamic, 6 * kMiB, 32 * kMiB, 512),
+                   {301, 302}, 50, 1, 20),
+           general("dyn-8M-4K", small_log_params(DiskType::kDynamic, 10 * kMiB, 8 * kMiB, 4096),
+                   seeds(311, 4), 50, 1, 20));
   for (auto& c : configs) c.plan.images_per_position = 2;
   EXPECT_GE(run_configs("LargeBlocks", configs), 1000u);
 }
 
 // Long scripts: about one write boundary in three.
 TEST(EngineCrash, LongScriptsSampled) {
-  auto configs =
-      join(general("dyn-1M-512-long", params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 512),
-                   {401, 402}, 400, 3, 8),
-           general("dyn-4M-4K-long", params(DiskType::kDynamic, 12 * kMiB, 4 * kMiB, 4096), {411},
-                   400, 3, 8));
+  auto configs = join(
+      general("dyn-1M-512-long", small_log_params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 512),
+              {401, 402}, 400, 3, 8),
+      general("dyn-4M-4K-long", small_log_params(DiskType::kDynamic, 12 * kMiB, 4 * kMiB, 4096),
+              {411}, 400, 3, 8));
   for (auto& c : configs) c.spec.max_write = 1 << 20;
   EXPECT_GE(run_configs("LongScripts", configs), 700u);
 }
@@ -161,12 +159,14 @@ TEST(EngineCrash, LongScriptsSampled) {
 TEST(EngineCrash, LogWrapsAroundSampled) {
   std::vector<Config> configs;
   for (std::uint64_t seed : {501, 502})
-    configs.push_back({{"dyn-1M-512-logwrap", params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 512),
-                        Mix::kLogWrap, seed, 1000},
-                       {3, 1, 10}});
-  configs.push_back({{"dyn-1M-4K-logwrap", params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 4096),
-                      Mix::kLogWrap, 511, 1000},
-                     {3, 1, 10}});
+    configs.push_back(
+        {{"dyn-1M-512-logwrap", small_log_params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 512),
+          Mix::kLogWrap, seed, 1000},
+         {3, 1, 10}});
+  configs.push_back(
+      {{"dyn-1M-4K-logwrap", small_log_params(DiskType::kDynamic, 8 * kMiB, 1 * kMiB, 4096),
+        Mix::kLogWrap, 511, 1000},
+       {3, 1, 10}});
   std::uint64_t wraps = 0;
   const auto n = run_configs("LogWrap", configs, &wraps);
   EXPECT_GE(wraps, 3u * configs.size()) << "the log did not wrap around often enough";

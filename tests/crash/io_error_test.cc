@@ -26,16 +26,6 @@ const char* mode_name(Mode m) {
                                   : "ENOSPC";
 }
 
-ops::CreateParams params(DiskType type, std::uint64_t virtual_size, std::uint32_t block_size,
-                         std::uint32_t sector) {
-  ops::CreateParams p;
-  p.type = type;
-  p.virtual_size = virtual_size;
-  p.block_size = block_size;
-  p.logical_sector_size = sector;
-  return p;
-}
-
 struct Stats {
   std::uint64_t error_points = 0;    // runs with one injected fault
   std::uint64_t engine_failed = 0;   // runs where an engine call reported the fault
