@@ -34,13 +34,20 @@ class Image {
   Image(const Image&) = delete;
   Image& operator=(const Image&) = delete;
 
-  // Opens the file at path (O_RDONLY for a read-only open).
+  // Opens the file at path (O_RDONLY for a read-only open). A differencing image's parents are
+  // found and opened read-only as options.parents says (vhdx/types.h).
   static Result<std::unique_ptr<Image>> open(const std::string& path, const OpenOptions& options);
   // Opens an image on a File the caller supplies (in-memory, fault-injecting, nbdkit-backed...).
+  // Parents are never looked for (there is no path to find them from): reads of a differencing
+  // image that need its parent fail with kUnsupported.
   static Result<std::unique_ptr<Image>> open_file(std::unique_ptr<File> file,
                                                   const OpenOptions& options);
 
   const ImageInfo& info() const;
+  // Differencing images: the parent files opened, nearest first (empty otherwise).
+  std::vector<std::string> parent_chain() const;
+  // Why the chain could not be opened (OpenOptions::parents = kTry), or empty.
+  const std::string& parent_error() const { return parent_error_; }
   std::uint64_t virtual_size() const { return info().virtual_size; }
 
   // Reads out.size() bytes of the virtual disk at offset. The range must lie inside the disk
@@ -76,6 +83,7 @@ class Image {
   friend struct ImageAccess;  // lets src/api reach the engine for operations
   explicit Image(std::unique_ptr<image::Engine> engine);
   std::unique_ptr<image::Engine> engine_;
+  std::string parent_error_;
 };
 
 // Whether the file at path starts with the VHDX file type identifier. An error only when the

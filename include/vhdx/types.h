@@ -13,6 +13,12 @@
 
 namespace vhdx {
 
+enum class ParentChain {
+  kRequire,  // open the whole chain; the open fails when a parent is missing or does not match
+  kTry,      // open the chain if it can be; otherwise open the image alone (Image::parent_error)
+  kIgnore,   // open the image alone: reads that need a parent fail with kUnsupported
+};
+
 struct OpenOptions {
   // Read-only opens never write a byte of the file.
   bool read_only = true;
@@ -24,6 +30,9 @@ struct OpenOptions {
   // process has open for writing can still be read (possibly inconsistent). Without it, a
   // read-only open of an image locked for writing fails with kBusy.
   bool force_share = false;
+  // Differencing images: how to treat the parent chain (found through the parent locator,
+  // each parent opened read-only and checked against the child's parent_linkage).
+  ParentChain parents = ParentChain::kRequire;
 };
 
 enum class DiskType { kFixed, kDynamic, kDifferencing };
@@ -125,17 +134,22 @@ struct ImageInfo {
 
 // How a range of the virtual disk is backed.
 enum class ExtentKind {
-  kData,         // bytes stored in this file
-  kZero,         // reads as zeros by definition (ZERO / UNMAPPED / UNDEFINED states)
-  kUnallocated,  // NOT_PRESENT: reads as zeros in a fixed or dynamic image
+  kData,  // bytes stored in this file
+  kZero,  // reads as zeros by definition (ZERO / UNMAPPED / UNDEFINED states)
+  // NOT_PRESENT: reads as zeros in a fixed or dynamic image. In a differencing image whose
+  // parent is open, the parent's extents replace these (with depth + 1).
+  kUnallocated,
 };
 
 struct Extent {
   std::uint64_t offset = 0;  // virtual byte offset
   std::uint64_t length = 0;
   ExtentKind kind = ExtentKind::kUnallocated;
-  // For kData: where the bytes start in the container file.
+  // For kData: where the bytes start in the container file (of the image at `depth`).
   std::optional<std::uint64_t> file_offset;
+  // Which file of a differencing chain says so: 0 this image, 1 its parent, 2 the parent's
+  // parent... Unallocated extents at depth 0 are those of an image opened without its parent.
+  std::uint32_t depth = 0;
 };
 
 // Called now and then with bytes done and bytes in all; for progress bars.

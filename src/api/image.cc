@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "api/image_access.h"
+#include "api/parent_chain.h"
 #include "format/constants.h"
 #include "image/engine.h"
 #include "io/posix_file.h"
@@ -34,7 +35,23 @@ Result<std::unique_ptr<Image>> Image::open(const std::string& path, const OpenOp
   (*engine)->set_source_path(path);
   // The host allocation is informational; a stat failure here leaves it at 0.
   if (auto allocated = allocated_bytes(path)) (*engine)->set_actual_size(*allocated);
-  return std::unique_ptr<Image>(new Image(std::move(*engine)));
+  std::string parent_error;
+  if ((*engine)->has_parent() && options.parents != ParentChain::kIgnore) {
+    if (auto chain = open_parent_chain(**engine, path, options); !chain) {
+      if (options.parents == ParentChain::kRequire) return std::move(chain).error();
+      parent_error = chain.error().message();
+    }
+  }
+  std::unique_ptr<Image> image(new Image(std::move(*engine)));
+  image->parent_error_ = std::move(parent_error);
+  return image;
+}
+
+std::vector<std::string> Image::parent_chain() const {
+  std::vector<std::string> paths;
+  for (const image::Engine* p = engine_->parent(); p != nullptr; p = p->parent())
+    paths.push_back(p->source_path());
+  return paths;
 }
 
 Result<std::unique_ptr<Image>> Image::open_file(std::unique_ptr<File> file,

@@ -452,9 +452,10 @@ Result<void> Engine::read(std::uint64_t offset, std::span<std::uint8_t> out) {
         break;
       }
       case format::PayloadState::kNotPresent:
-        if (has_parent_)
-          return Error(ErrorCode::kUnsupported,
-                       "differencing images need their parent; not supported yet");
+        if (has_parent_) {
+          VHDX_TRY(read_parent(pos, out.subspan(done, run)));
+          break;
+        }
         std::memset(out.data() + done, 0, run);
         break;
       case format::PayloadState::kUndefined:
@@ -467,10 +468,11 @@ Result<void> Engine::read(std::uint64_t offset, std::span<std::uint8_t> out) {
         // Sectors present in this file can be read; any other needs the parent.
         VHDX_ASSIGN_OR_RETURN(auto runs, sector_runs(block, mapping, pos, run));
         for (const SectorRun& r : runs) {
-          if (!r.present)
-            return Error(ErrorCode::kUnsupported,
-                         "differencing images need their parent; not supported yet");
-          VHDX_TRY(file_->read_at(r.file_offset, out.subspan(done + (r.offset - pos), r.length)));
+          const auto part = out.subspan(done + (r.offset - pos), r.length);
+          if (r.present)
+            VHDX_TRY(file_->read_at(r.file_offset, part));
+          else
+            VHDX_TRY(read_parent(r.offset, part));
         }
         break;
       }
@@ -482,10 +484,62 @@ Result<void> Engine::read(std::uint64_t offset, std::span<std::uint8_t> out) {
   return ok();
 }
 
+Result<void> Engine::read_parent(std::uint64_t pos, std::span<std::uint8_t> out) {
+  if (!parent_)
+    return Error(ErrorCode::kUnsupported, "differencing image: the data at virtual offset " +
+                                              num(pos) +
+                                              " is in the parent image, which is not open");
+  const std::uint64_t parent_size = parent_->virtual_size();
+  const std::size_t in_parent =
+      pos >= parent_size
+          ? 0
+          : static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), parent_size - pos));
+  if (in_parent > 0) {
+    if (auto r = parent_->read(pos, out.first(in_parent)); !r)
+      return std::move(r).error().with_context("parent image '" + parent_->source_path() + "'");
+  }
+  std::memset(out.data() + in_parent, 0, out.size() - in_parent);
+  return ok();
+}
+
+Result<std::vector<Extent>> Engine::resolve_through_parent(std::vector<Extent> extents) {
+  std::vector<Extent> out;
+  out.reserve(extents.size());
+  const std::uint64_t parent_size = parent_->virtual_size();
+  for (const Extent& e : extents) {
+    if (e.kind != ExtentKind::kUnallocated) {
+      append_extent(out, e);
+      continue;
+    }
+    const std::uint64_t end = e.offset + e.length;
+    if (e.offset < parent_size) {
+      const std::uint64_t in_parent = std::min(end, parent_size) - e.offset;
+      auto below = parent_->block_status(e.offset, in_parent);
+      if (!below)
+        return std::move(below).error().with_context("parent image '" + parent_->source_path() +
+                                                     "'");
+      for (Extent p : *below) {
+        ++p.depth;
+        append_extent(out, p);
+      }
+    }
+    if (end > parent_size) {
+      // Past the parent's end the disk reads as zeros.
+      Extent zeros;
+      zeros.offset = std::max(e.offset, parent_size);
+      zeros.length = end - zeros.offset;
+      zeros.kind = ExtentKind::kZero;
+      append_extent(out, zeros);
+    }
+  }
+  return out;
+}
+
 void Engine::append_extent(std::vector<Extent>& extents, const Extent& extent) {
   if (!extents.empty()) {
     Extent& last = extents.back();
-    if (last.kind == extent.kind && last.offset + last.length == extent.offset &&
+    if (last.kind == extent.kind && last.depth == extent.depth &&
+        last.offset + last.length == extent.offset &&
         (extent.kind != ExtentKind::kData ||
          *last.file_offset + last.length == *extent.file_offset)) {
       last.length += extent.length;
@@ -574,8 +628,8 @@ Result<std::vector<Extent>> Engine::block_status(std::uint64_t offset, std::uint
         extent.kind = ExtentKind::kZero;
         break;
       case format::PayloadState::kPartiallyPresent: {
-        // Present sectors are data in this file; the others come from the parent, which this
-        // engine reports as unallocated (as for NOT_PRESENT blocks of a differencing image).
+        // Present sectors are data in this file; the others come from the parent: unallocated
+        // here, resolved through the parent below when it is open.
         VHDX_ASSIGN_OR_RETURN(auto runs, sector_runs(block, mapping, pos, run));
         for (const SectorRun& r : runs) {
           Extent part;
@@ -594,6 +648,7 @@ Result<std::vector<Extent>> Engine::block_status(std::uint64_t offset, std::uint
     append_extent(extents, extent);
     pos += run;
   }
+  if (parent_) return resolve_through_parent(std::move(extents));
   return extents;
 }
 

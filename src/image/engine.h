@@ -117,6 +117,13 @@ class Engine {
   std::uint64_t block_size() const { return info_.block_size; }
   std::uint64_t payload_blocks() const { return geometry_.payload_blocks; }
   bool has_parent() const { return has_parent_; }
+  // Differencing images: the parent, opened read-only by the caller (the api layer finds the
+  // file and checks its linkage). Reads of sectors this file does not hold go to it (past its
+  // end they read as zeros); block_status reports its extents with depth + 1. Without a parent
+  // such reads fail with kUnsupported.
+  void set_parent(std::unique_ptr<Engine> parent) { parent_ = std::move(parent); }
+  Engine* parent() { return parent_.get(); }
+  const Engine* parent() const { return parent_.get(); }
   // Limits the BAT cache (tests use a tiny one to exercise eviction). At least one page.
   void set_bat_cache_limit(std::uint64_t bytes) { bat_.set_limit(bytes); }
   const BatCache& bat_cache() const { return bat_; }
@@ -183,12 +190,17 @@ class Engine {
   Result<std::vector<SectorRun>> sector_runs(std::uint64_t block, const BlockMapping& mapping,
                                              std::uint64_t pos, std::uint64_t length);
   static void append_extent(std::vector<Extent>& extents, const Extent& extent);
+  // Differencing images: [pos, pos+out.size()) from the parent (zeros past its end).
+  Result<void> read_parent(std::uint64_t pos, std::span<std::uint8_t> out);
+  // Replaces the unallocated extents of a differencing image by its parent's, one level deeper.
+  Result<std::vector<Extent>> resolve_through_parent(std::vector<Extent> extents);
 
   std::unique_ptr<File> file_;
   std::string source_path_;
   ImageInfo info_;
   format::BatGeometry geometry_;
   bool has_parent_ = false;
+  std::unique_ptr<Engine> parent_;
   bool needs_replay_ = false;
   bool replayed_in_memory_ = false;
   std::string replay_failure_;  // why an inspection-only open could not replay its log

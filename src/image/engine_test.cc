@@ -297,7 +297,7 @@ TEST(Engine, DifferencingOpensReadsOwnBlocksAndRefusesParentBlocks) {
   EXPECT_TRUE(std::all_of(zero.begin(), zero.end(), [](auto v) { return v == 0; }));
   std::vector<std::uint8_t> buf(4096);
   expect_error(engine->read(0, buf), ErrorCode::kUnsupported,
-               "differencing images need their parent; not supported yet");
+               "in the parent image, which is not open");
   // Block 3 is partially present but its chunk has no sector bitmap.
   expect_error(engine->read(3 * kMiB, buf), ErrorCode::kCorrupt,
                "BAT entry 3 (payload block 3): partially present, but the sector bitmap of chunk "
@@ -341,9 +341,10 @@ TEST(Engine, PartiallyPresentBlockUsesTheSectorBitmap) {
   EXPECT_TRUE(std::equal(got.begin(), got.end(),
                          bytes.begin() + static_cast<std::ptrdiff_t>(partial + 100 * 512 + 10)));
   std::vector<std::uint8_t> buf(4096);
-  expect_error(engine->read(3 * kMiB, buf), ErrorCode::kUnsupported, "need their parent");
+  expect_error(engine->read(3 * kMiB, buf), ErrorCode::kUnsupported,
+               "parent image, which is not open");
   expect_error(engine->read(3 * kMiB + 4096 + 1, buf), ErrorCode::kUnsupported,
-               "need their parent");
+               "parent image, which is not open");
 
   auto extents = engine->block_status(3 * kMiB, kMiB);
   ASSERT_TRUE(extents) << extents.error().to_string();

@@ -38,6 +38,9 @@ class TestImage {
     std::uint32_t logical_sector_size = 512;
     bool fixed = false;
     bool has_parent = false;
+    // The parent locator of a differencing image.
+    const char* parent_linkage = "{83ed0ec3-24c8-49a6-a959-5e4bf1288bfb}";
+    const char* parent_relative_path = ".\\parent.vhdx";
   };
 
   explicit TestImage(Spec spec) : spec_(spec) {
@@ -104,8 +107,8 @@ class TestImage {
     if (spec_.has_parent) {
       format::ParentLocator locator;
       locator.locator_type = format::kVhdxParentLocatorType;
-      locator.entries = {{"parent_linkage", "{83ed0ec3-24c8-49a6-a959-5e4bf1288bfb}"},
-                         {"relative_path", ".\\parent.vhdx"}};
+      locator.entries = {{"parent_linkage", spec_.parent_linkage},
+                         {"relative_path", spec_.parent_relative_path}};
       auto item = format::encode_parent_locator(locator);
       auto out = add(format::kParentLocatorGuid, static_cast<std::uint32_t>(item.size()), false);
       std::copy(item.begin(), item.end(), out.begin());

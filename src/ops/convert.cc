@@ -130,7 +130,10 @@ class Converter {
       const std::uint64_t length = std::min(window, total - pos);
       VHDX_ASSIGN_OR_RETURN(auto extents, engine_.block_status(pos, length));
       for (const Extent& extent : extents) {
-        if (extent.kind == ExtentKind::kData) {
+        if (extent.kind == ExtentKind::kData && extent.depth > 0) {
+          // A parent's data (differencing chain): its file offset is not in our file.
+          VHDX_TRY(copy_through_engine(extent));
+        } else if (extent.kind == ExtentKind::kData) {
           for (std::uint64_t done = 0; done < extent.length; done += kStep) {
             const Step step{*extent.file_offset + done, extent.offset + done,
                             std::min(kStep, extent.length - done)};
@@ -149,6 +152,21 @@ class Converter {
   }
 
  private:
+  // Through the engine's read path (data that lives in a parent image).
+  Result<void> copy_through_engine(const Extent& extent) {
+    for (std::uint64_t done = 0; done < extent.length;) {
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), extent.length - done));
+      std::span<std::uint8_t> piece(buffer_.data(), n);
+      VHDX_TRY(engine_.read(extent.offset + done, piece));
+      if (!options_.sparse || !all_zero(piece))
+        VHDX_TRY(out_.write_at(extent.offset + done, piece));
+      done += n;
+      report(extent.offset + done);
+    }
+    return ok();
+  }
+
   // Through the engine's File (no descriptor): read, skip zero pieces, write.
   Result<void> copy_through_file(const Step& step, std::vector<std::uint8_t>& buffer) {
     for (std::uint64_t done = 0; done < step.length;) {
@@ -272,11 +290,11 @@ Result<void> convert_to_raw(image::Engine& engine, const std::string& output_pat
                             const RawConvertOptions& options) {
   // Refuse before touching the output when the image cannot be read at all.
   VHDX_TRY(engine.check_readable());
-  // Unallocated ranges of a differencing image hold the parent's data, which this engine
-  // cannot read yet; writing zeros there would produce a wrong disk.
-  if (engine.has_parent())
+  // Unallocated ranges of a differencing image hold the parent's data; without the parent open,
+  // writing zeros there would produce a wrong disk.
+  if (engine.has_parent() && engine.parent() == nullptr)
     return Error(ErrorCode::kUnsupported,
-                 "differencing images need their parent; not supported yet");
+                 "differencing image: its parent image is not open, and converting needs it");
 
   struct stat source_stat {};
   Fd source(open_source(engine, &source_stat));

@@ -236,9 +236,10 @@ Result<std::pair<int, std::uint64_t>> open_raw(const std::string& path) {
 Result<void> convert_image_to_vhdx(image::Engine& engine, const std::string& output_path,
                                    const CreateParams& params, const ProgressCallback& progress) {
   VHDX_TRY(engine.check_readable());
-  if (engine.has_parent())
+  // Without the parent open, the ranges this file does not hold cannot be read.
+  if (engine.has_parent() && engine.parent() == nullptr)
     return Error(ErrorCode::kUnsupported,
-                 "differencing images need their parent; not supported yet");
+                 "differencing image: its parent image is not open, and converting needs it");
   VHDX_TRY(refuse_same_file(engine.source_path(), output_path));
   CreateParams p = params;
   p.virtual_size = engine.virtual_size();

@@ -1436,6 +1436,10 @@ TEST(Corruption, LogVersion1WithLogGuid) {
 }
 
 // ---- sector bitmaps (differencing images) ----
+
+// These differencing images have no parent file: they are opened alone, and a read that needs
+// the parent fails (parent_chain_test.cc covers finding parents).
+const OpenOptions kAlone{.parents = ParentChain::kIgnore};
 //
 // A differencing image, 8 MiB, 1 MiB blocks (chunk ratio 4096: chunk 0 covers the whole disk and
 // its bitmap entry is BAT entry 4096): block 0 FULLY_PRESENT, block 1 PARTIALLY_PRESENT with
@@ -1467,27 +1471,32 @@ Bytes block1_bytes(std::uint64_t in_block, std::uint64_t length) {
 TEST(Corruption, DifferencingPartiallyPresentReadsPresentSectors) {
   ImageBuilder b = diff_builder();
   Bytes bytes = b.build();
-  expect_open_via(bytes, [&](Image& image, Via via) {
-    EXPECT_EQ(image.info().type, DiskType::kDifferencing);
-    expect_read(image, 0, pattern_bytes(40, 0, kMiB));
-    expect_read(image, kMiB, block1_bytes(0, 4096));
-    expect_read(image, kMiB + 8192, block1_bytes(8192, 8192));
-    expect_read_error(image, kMiB + 4096, 512, ErrorCode::kUnsupported, "need their parent", via);
-    expect_read_error(image, 2 * kMiB, 512, ErrorCode::kUnsupported, "need their parent", via);
-    auto extents = image.block_status(kMiB, kMiB);
-    ASSERT_TRUE(extents) << extents.error().to_string();
-    ASSERT_EQ(extents->size(), 4u);
-    const std::uint64_t want[4][3] = {{kMiB, 4096, 1},
-                                      {kMiB + 4096, 4096, 0},
-                                      {kMiB + 8192, 8192, 1},
-                                      {kMiB + 16384, kMiB - 16384, 0}};
-    for (std::size_t i = 0; i < 4; ++i) {
-      EXPECT_EQ((*extents)[i].offset, want[i][0]);
-      EXPECT_EQ((*extents)[i].length, want[i][1]);
-      EXPECT_EQ((*extents)[i].kind, want[i][2] ? ExtentKind::kData : ExtentKind::kUnallocated);
-    }
-    EXPECT_EQ((*extents)[0].file_offset, b.layout().block_offsets[1]);
-  });
+  expect_open_via(
+      bytes,
+      [&](Image& image, Via via) {
+        EXPECT_EQ(image.info().type, DiskType::kDifferencing);
+        expect_read(image, 0, pattern_bytes(40, 0, kMiB));
+        expect_read(image, kMiB, block1_bytes(0, 4096));
+        expect_read(image, kMiB + 8192, block1_bytes(8192, 8192));
+        expect_read_error(image, kMiB + 4096, 512, ErrorCode::kUnsupported,
+                          "parent image, which is not open", via);
+        expect_read_error(image, 2 * kMiB, 512, ErrorCode::kUnsupported,
+                          "parent image, which is not open", via);
+        auto extents = image.block_status(kMiB, kMiB);
+        ASSERT_TRUE(extents) << extents.error().to_string();
+        ASSERT_EQ(extents->size(), 4u);
+        const std::uint64_t want[4][3] = {{kMiB, 4096, 1},
+                                          {kMiB + 4096, 4096, 0},
+                                          {kMiB + 8192, 8192, 1},
+                                          {kMiB + 16384, kMiB - 16384, 0}};
+        for (std::size_t i = 0; i < 4; ++i) {
+          EXPECT_EQ((*extents)[i].offset, want[i][0]);
+          EXPECT_EQ((*extents)[i].length, want[i][1]);
+          EXPECT_EQ((*extents)[i].kind, want[i][2] ? ExtentKind::kData : ExtentKind::kUnallocated);
+        }
+        EXPECT_EQ((*extents)[0].file_offset, b.layout().block_offsets[1]);
+      },
+      kAlone);
   catalogue(bytes, "sector bitmap",
             "none: differencing image, block 1 PARTIALLY_PRESENT with a valid sector bitmap",
             "opens; present sectors read exactly; block status data/unallocated per bit; a read "
@@ -1497,15 +1506,18 @@ TEST(Corruption, DifferencingPartiallyPresentReadsPresentSectors) {
 // The differencing image with chunk 0's bitmap entry forced to `raw`: opens, block 0 reads
 // right, and reading or mapping block 1 fails with kCorrupt and `phrase`.
 void expect_bitmap_entry_error(const Bytes& bytes, const std::string& phrase) {
-  expect_open_via(bytes, [&](Image& image, Via via) {
-    expect_read(image, 0, pattern_bytes(40, 0, kMiB));
-    expect_read_error(image, kMiB, 4096, ErrorCode::kCorrupt, phrase, via);
-    auto extents = image.block_status(kMiB, 4096);
-    ASSERT_FALSE(extents);
-    EXPECT_EQ(extents.error().code(), ErrorCode::kCorrupt);
-    EXPECT_NE(extents.error().message().find(phrase), std::string::npos)
-        << extents.error().message();
-  });
+  expect_open_via(
+      bytes,
+      [&](Image& image, Via via) {
+        expect_read(image, 0, pattern_bytes(40, 0, kMiB));
+        expect_read_error(image, kMiB, 4096, ErrorCode::kCorrupt, phrase, via);
+        auto extents = image.block_status(kMiB, 4096);
+        ASSERT_FALSE(extents);
+        EXPECT_EQ(extents.error().code(), ErrorCode::kCorrupt);
+        EXPECT_NE(extents.error().message().find(phrase), std::string::npos)
+            << extents.error().message();
+      },
+      kAlone);
 }
 
 TEST(Corruption, DifferencingBitmapNotPresent) {
@@ -1572,14 +1584,17 @@ TEST(Corruption, DifferencingBitmapOverlapsPayloadBlock) {
   b.build();
   b.set_bitmap_entry(0, format::encode_bat_entry(6, b.layout().block_offsets[0]));
   Bytes bytes = b.build();
-  expect_open(bytes, [&](Image& image) {
-    expect_read(image, 0, Bytes(kMiB, 0xFF));
-    expect_read(image, kMiB, block1_bytes(0, kMiB));
-    auto extents = image.block_status(kMiB, kMiB);
-    ASSERT_TRUE(extents) << extents.error().to_string();
-    ASSERT_EQ(extents->size(), 1u);
-    EXPECT_EQ((*extents)[0].kind, ExtentKind::kData);
-  });
+  expect_open(
+      bytes,
+      [&](Image& image) {
+        expect_read(image, 0, Bytes(kMiB, 0xFF));
+        expect_read(image, kMiB, block1_bytes(0, kMiB));
+        auto extents = image.block_status(kMiB, kMiB);
+        ASSERT_TRUE(extents) << extents.error().to_string();
+        ASSERT_EQ(extents->size(), 1u);
+        EXPECT_EQ((*extents)[0].kind, ExtentKind::kData);
+      },
+      kAlone);
   catalogue(bytes, "sector bitmap",
             "chunk 0's bitmap entry PRESENT at block 0's payload space (all 0xFF)",
             "opens; not detected: every sector of block 1 reads as present, exactly its stored "
@@ -1611,23 +1626,38 @@ const std::pair<std::string, std::string> kRelative = {"relative_path", "..\\par
 // kUnsupported.
 void expect_locator_opens(const Bytes& bytes, const Guid& type,
                           const std::vector<std::pair<std::string, std::string>>& entries) {
-  expect_open_via(bytes, [&](Image& image, Via via) {
-    EXPECT_EQ(image.info().type, DiskType::kDifferencing);
-    ASSERT_TRUE(image.info().parent_locator_type.has_value());
-    EXPECT_EQ(*image.info().parent_locator_type, type);
-    EXPECT_EQ(image.info().parent_locator, entries);
-    expect_read(image, 0, Bytes(kMiB, 0x3C));
-    expect_read_error(image, kMiB, 512, ErrorCode::kUnsupported, "need their parent", via);
-  });
+  expect_open_via(
+      bytes,
+      [&](Image& image, Via via) {
+        EXPECT_EQ(image.info().type, DiskType::kDifferencing);
+        ASSERT_TRUE(image.info().parent_locator_type.has_value());
+        EXPECT_EQ(*image.info().parent_locator_type, type);
+        EXPECT_EQ(image.info().parent_locator, entries);
+        expect_read(image, 0, Bytes(kMiB, 0x3C));
+        expect_read_error(image, kMiB, 512, ErrorCode::kUnsupported,
+                          "parent image, which is not open", via);
+      },
+      kAlone);
+}
+
+// A default open of the image as a file (which looks for the parent) fails with `code` and
+// `phrase`, and leaves the file as it was.
+void expect_chain_open_error(const Bytes& bytes, ErrorCode code, const std::string& phrase) {
+  auto opened = open_via(Via::kPosix, bytes);
+  ASSERT_FALSE(*opened) << "opened with its parent chain";
+  EXPECT_EQ(opened->error().code(), code) << opened->error().to_string();
+  EXPECT_NE(opened->error().message().find(phrase), std::string::npos)
+      << "message lacks \"" << phrase << "\": " << opened->error().message();
 }
 
 TEST(Corruption, ParentLocatorMissingParentLinkage) {
   ImageBuilder b = locator_builder(vhdx_locator({kRelative}));
   Bytes bytes = b.build();
   expect_locator_opens(bytes, format::kVhdxParentLocatorType, {kRelative});
+  expect_chain_open_error(bytes, ErrorCode::kCorrupt, "no parent_linkage key");
   catalogue(bytes, "parent locator", "VHDX locator without parent_linkage (relative_path only)",
-            "opens; locator reported as stored; reads needing the parent **unsupported** (the "
-            "missing key matters only once parents are resolved)");
+            "opens alone: locator reported as stored, reads needing the parent **unsupported**; "
+            "opening its parent chain **corrupt** (no parent_linkage key)");
 }
 
 TEST(Corruption, ParentLocatorWrongType) {
@@ -1636,8 +1666,10 @@ TEST(Corruption, ParentLocatorWrongType) {
   ImageBuilder b = locator_builder(locator);
   Bytes bytes = b.build();
   expect_locator_opens(bytes, locator.locator_type, {kLinkage, kRelative});
+  expect_chain_open_error(bytes, ErrorCode::kUnsupported, "is not the VHDX locator type");
   catalogue(bytes, "parent locator", "locator type 12345678-9abc-4def-8123-456789abcdef",
-            "opens; type reported as stored; reads needing the parent **unsupported**");
+            "opens alone: type reported as stored, reads needing the parent **unsupported**; "
+            "opening its parent chain **unsupported** (unknown locator type)");
 }
 
 TEST(Corruption, ParentLocatorDuplicateKey) {
@@ -1694,9 +1726,11 @@ TEST(Corruption, ParentLocatorUnpairedSurrogate) {
   poke_le16(bytes, item + value_offset, 0xD800);
   expect_locator_opens(bytes, format::kVhdxParentLocatorType,
                        {kLinkage, {"relative_path", "\xEF\xBF\xBD.\\parent.vhdx"}});
+  expect_chain_open_error(bytes, ErrorCode::kIo, "was not found");
   catalogue(bytes, "parent locator",
             "relative_path's value starts with an unpaired high surrogate (invalid UTF-16)",
-            "opens; the unit decodes as U+FFFD; reads needing the parent **unsupported**");
+            "opens alone: the unit decodes as U+FFFD, reads needing the parent **unsupported**; "
+            "opening its parent chain: parent not found (**io-error**)");
 }
 
 TEST(Corruption, ParentLocatorEntryCountTooLarge) {
