@@ -23,6 +23,8 @@ int run_info(const InfoOptions& options) {
   open_options.read_only = true;
   open_options.allow_dirty_log = true;
   open_options.force_share = options.force_share;
+  // A missing or mismatched parent must not stop inspection either: info says why.
+  open_options.parents = ParentChain::kTry;
   auto image = Image::open(options.image, open_options);
   if (!image) return report_error(image.error());
   const ImageInfo& info = (*image)->info();
@@ -40,12 +42,13 @@ int run_info(const InfoOptions& options) {
     count_error = std::move(counts).error();
   }
 
+  const ParentChainView chain{(*image)->parent_chain(), (*image)->parent_error()};
   if (options.output == "json") {
-    std::cout << info_to_json(options.image, info, blocks)
+    std::cout << info_to_json(options.image, info, blocks, chain)
                      .dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
               << std::endl;
   } else {
-    std::cout << info_to_human(options.image, info, blocks) << std::flush;
+    std::cout << info_to_human(options.image, info, blocks, chain) << std::flush;
   }
   // A BAT that cannot be scanned is damage worth an error status, after showing what we can.
   if (count_error) return report_error(*count_error);

@@ -49,6 +49,11 @@ int run_map(const MapOptions& options) {
   }
   std::uint64_t length = std::min(max_length.value_or(UINT64_MAX), info.virtual_size - start);
 
+  // Data of a differencing chain lives in several files: depth n is the n-th parent.
+  std::vector<std::string> files{options.image};
+  for (std::string& parent : (*image)->parent_chain()) files.push_back(std::move(parent));
+  // Unallocated ranges read from the parent; once the chain is open they come from its base.
+  const bool parent_decides = info.type == DiskType::kDifferencing && files.size() == 1;
   bool json = options.output == "json";
   bool first = true;
   if (json) {
@@ -58,13 +63,14 @@ int run_map(const MapOptions& options) {
   }
   auto result = walk_map(
       [&](std::uint64_t off, std::uint64_t len) { return (*image)->block_status(off, len); }, start,
-      length, info.type == DiskType::kDifferencing, kMapWindow,
+      length, parent_decides, kMapWindow,
       [&](const MapEntry& entry) {
         if (json) {
           std::cout << (first ? "" : ",\n") << map_entry_json(entry);
           first = false;
         } else if (entry.data) {
-          std::cout << map_human_line(entry, options.image);
+          std::cout << map_human_line(entry,
+                                      files[std::min<std::size_t>(entry.depth, files.size() - 1)]);
         }
       });
   // On failure the JSON stays unterminated, so a consumer cannot take it for a whole map.

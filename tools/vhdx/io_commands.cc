@@ -457,12 +457,14 @@ bool cmd_map(IoSession& s, const std::vector<std::string>& words) {
       [&](std::uint64_t off, std::uint64_t len) { return s.target.block_status(off, len); }, 0,
       info.virtual_size, info.type == DiskType::kDifferencing, kMapWindow,
       [&](const MapEntry& e) {
-        if (run && run->allocated == e.present) {
+        // A parent's ranges are not allocated in this image.
+        const bool allocated = e.present && e.depth == 0;
+        if (run && run->allocated == allocated) {
           run->length += e.length;
           return;
         }
         if (run) print(*run);
-        run = Run{e.start, e.length, e.present};
+        run = Run{e.start, e.length, allocated};
       });
   if (!result) {
     s.err << "map failed: " << result.error().to_string() << "\n";

@@ -42,7 +42,8 @@ std::string size_with_bytes(std::uint64_t bytes) {
 }  // namespace
 
 nlohmann::ordered_json info_to_json(const std::string& filename, const ImageInfo& info,
-                                    const BlockCountsOrReason& blocks) {
+                                    const BlockCountsOrReason& blocks,
+                                    const ParentChainView& chain) {
   using Json = nlohmann::ordered_json;
   const HeaderInfo& current = current_header(info);
   Json j;
@@ -137,11 +138,17 @@ nlohmann::ordered_json info_to_json(const std::string& filename, const ImageInfo
     j["parent-locator"] =
         Json{{"type", info.parent_locator_type->to_string()}, {"entries", std::move(entries)}};
   }
+  if (info.type == DiskType::kDifferencing) {
+    if (chain.error.empty())
+      j["parent-chain"] = chain.files;
+    else
+      j["parent-chain-error"] = chain.error;
+  }
   return j;
 }
 
 std::string info_to_human(const std::string& filename, const ImageInfo& info,
-                          const BlockCountsOrReason& blocks) {
+                          const BlockCountsOrReason& blocks, const ParentChainView& chain) {
   const HeaderInfo& current = current_header(info);
   std::vector<std::pair<std::string, std::string>> lines = {
       {"image", filename},
@@ -238,6 +245,15 @@ std::string info_to_human(const std::string& filename, const ImageInfo& info,
       out += fmt::format("    {:<{}} {}\n", key + ":", key_width + 1, value);
     }
   }
+  if (info.type == DiskType::kDifferencing) {
+    if (!chain.error.empty()) {
+      out += "parent chain: not opened: " + chain.error + "\n";
+    } else if (!chain.files.empty()) {
+      out += "parent chain:\n";
+      for (std::size_t i = 0; i < chain.files.size(); ++i)
+        out += fmt::format("    {}: {}\n", i + 1, chain.files[i]);
+    }
+  }
   return out;
 }
 
@@ -245,6 +261,7 @@ MapEntry map_entry_from_extent(const Extent& extent, bool differencing) {
   MapEntry e;
   e.start = extent.offset;
   e.length = extent.length;
+  e.depth = extent.depth;
   switch (extent.kind) {
     case ExtentKind::kData:
       e.present = true;
@@ -266,7 +283,8 @@ void append_merged(std::vector<MapEntry>& entries, const MapEntry& entry) {
   if (!entries.empty()) {
     MapEntry& last = entries.back();
     bool same = last.present == entry.present && last.zero == entry.zero &&
-                last.data == entry.data && last.start + last.length == entry.start &&
+                last.data == entry.data && last.depth == entry.depth &&
+                last.start + last.length == entry.start &&
                 last.offset.has_value() == entry.offset.has_value();
     if (same && last.offset) same = *last.offset + last.length == *entry.offset;
     if (same) {
@@ -317,8 +335,8 @@ Result<void> walk_map(const BlockStatusFn& block_status, std::uint64_t start, st
 
 std::string map_entry_json(const MapEntry& e) {
   std::string text = fmt::format(
-      R"({{ "start": {}, "length": {}, "depth": 0, "present": {}, "zero": {}, "data": {})", e.start,
-      e.length, e.present, e.zero, e.data);
+      R"({{ "start": {}, "length": {}, "depth": {}, "present": {}, "zero": {}, "data": {})",
+      e.start, e.length, e.depth, e.present, e.zero, e.data);
   if (e.offset) text += fmt::format(R"(, "offset": {})", *e.offset);
   return text + "}";
 }

@@ -21,12 +21,20 @@ struct BlockCountsOrReason {
   std::string unavailable_reason;
 };
 
+// A differencing image's parents as the open found them: the files, nearest first, or why
+// they could not be opened.
+struct ParentChainView {
+  std::vector<std::string> files;
+  std::string error;
+};
+
 // `vhdx info --output=json`: kebab-case keys in qemu-img's manner (see the README for the list).
 nlohmann::ordered_json info_to_json(const std::string& filename, const ImageInfo& info,
-                                    const BlockCountsOrReason& blocks);
+                                    const BlockCountsOrReason& blocks,
+                                    const ParentChainView& chain = {});
 // `vhdx info`: aligned "key: value" lines, then indented sections.
 std::string info_to_human(const std::string& filename, const ImageInfo& info,
-                          const BlockCountsOrReason& blocks);
+                          const BlockCountsOrReason& blocks, const ParentChainView& chain = {});
 
 // One line of `qemu-img map`: the meaning qemu-img gives its fields.
 struct MapEntry {
@@ -35,7 +43,8 @@ struct MapEntry {
   bool present = false;                 // the range is described by this image
   bool zero = false;                    // reads as zeros
   bool data = false;                    // bytes stored in the file
-  std::optional<std::uint64_t> offset;  // where, for data
+  std::optional<std::uint64_t> offset;  // where, for data (in the file at `depth`)
+  std::uint32_t depth = 0;              // 0: this image; n: its n-th parent
 
   friend bool operator==(const MapEntry&, const MapEntry&) = default;
 };
