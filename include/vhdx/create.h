@@ -1,9 +1,11 @@
-// Creating VHDX images: new empty images, and conversions that write a new image (or a raw file)
+// Creating VHDX images: new empty images, empty differencing children of an existing image,
+// and conversions that write a new image (or a raw file)
 // from an open image or a raw file.
 //
 //   vhdx::CreateOptions options;            // dynamic, 32 MiB blocks, 1 MiB log, 512/4096
 //   options.type = vhdx::DiskType::kFixed;
 //   if (auto r = vhdx::create("disk.vhdx", 10ull << 30, options); !r) { ... }
+//   if (auto r = vhdx::create_differencing("child.vhdx", "disk.vhdx", {}); !r) { ... }
 //
 // New images are laid out as Windows lays them out (log at 1 MiB, metadata at 1 MiB past the
 // log, the BAT after it, payload after the BAT) and written so that an interrupted create or
@@ -39,6 +41,27 @@ struct CreateOptions {
 // "create: block_size: 3 MiB is not a power of two from 1 MiB to 256 MiB".
 Result<void> create(const std::string& path, std::uint64_t virtual_size,
                     const CreateOptions& options);
+
+// Creates an empty differencing image at path whose parent is the VHDX image at parent_path
+// (qemu-img create -b). The parent is opened read-only (its own chain must open) and the child
+// takes its virtual size, logical and physical sector sizes and Virtual Disk ID; every block of
+// the child is NOT_PRESENT, so it reads as its parent. The child's parent locator holds, in
+// this order:
+//   parent_linkage       the parent's current DataWriteGuid, "{xxxxxxxx-...}" in lowercase;
+//   absolute_win32_path  the parent's absolute path as Linux spells it (e.g. /vm/base.vhdx);
+//   relative_path        the parent's path from the child's folder, Windows style: `\`
+//                        separators and a leading `.\` in the same folder (`.\base.vhdx`,
+//                        `..\img\base.vhdx`).
+// Both paths are worked out lexically from the absolute forms (symlinks are not resolved).
+// Any write to the parent afterwards changes its DataWriteGuid and breaks the link.
+//
+// Options: block_size 0 takes the parent's; logical_sector_size and physical_sector_size must
+// be 0 or the parent's; log_size and overwrite as for create(); type must not be kFixed.
+// Errors: kInvalidArgument naming the option for a mismatch, for path naming the parent
+// itself, or for a path the locator cannot hold (one holding `\`); errors opening the parent
+// carry the context "backing file '<parent_path>'" (e.g. kIo with errno ENOENT).
+Result<void> create_differencing(const std::string& path, const std::string& parent_path,
+                                 const CreateOptions& options);
 
 struct VhdxConvertOptions {
   CreateOptions create;  // layout of the new image; overwrite applies to the output

@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "base/checked_math.h"
+#include "base/utf16.h"
 #include "format/bat.h"
 #include "format/constants.h"
 #include "format/file_identifier.h"
 #include "format/header.h"
 #include "format/metadata.h"
+#include "format/parent_locator.h"
 #include "format/region_table.h"
 
 #ifndef VHDX_VERSION
@@ -37,13 +40,60 @@ Error invalid(const std::string& option, const std::string& reason) {
   return Error(ErrorCode::kInvalidArgument, "create: " + option + ": " + reason);
 }
 
+// Metadata items packed at +64 KiB in Windows' order; the parent locator (differencing only)
+// follows the 40 bytes of the five system items.
+constexpr std::uint32_t kSystemItemsLength = 40;
+constexpr std::uint64_t kMetadataRegionLength = kMiB;
+// The longest UTF-16 string a locator entry's u16 byte length can describe (an even count).
+constexpr std::size_t kMaxLocatorStringBytes = 0xFFFE;
+
+Result<void> check_locator_string(const std::string& key, const std::string& text,
+                                  const char* what) {
+  const std::string where = "parent locator " + std::string(what) + " '" + key + "'";
+  if (text.empty()) return invalid(where, "is empty");
+  if (text.find('\0') != std::string::npos) return invalid(where, "holds a NUL byte");
+  auto utf16 = utf8_to_utf16le(text);
+  if (!utf16) return invalid(where, "is not valid UTF-8");
+  if (utf16->size() > kMaxLocatorStringBytes)
+    return invalid(where,
+                   "is longer than " + std::to_string(kMaxLocatorStringBytes) + " bytes of UTF-16");
+  return ok();
+}
+
 }  // namespace
 
 std::string creator_string() { return "libvhdx " VHDX_VERSION; }
 
+Result<std::vector<std::uint8_t>> encode_parent_link(const ParentLink& link) {
+  format::ParentLocator locator;
+  locator.locator_type = format::kVhdxParentLocatorType;
+  locator.entries.emplace_back("parent_linkage", "{" + link.data_write_guid.to_string() + "}");
+  std::set<std::string> keys = {"parent_linkage"};
+  for (const auto& [key, value] : link.paths) {
+    VHDX_TRY(check_locator_string(key, key, "key"));
+    VHDX_TRY(check_locator_string(key, value, "value of"));
+    if (!keys.insert(key).second) return invalid("parent locator key '" + key + "'", "repeats");
+    locator.entries.emplace_back(key, value);
+  }
+  std::vector<std::uint8_t> item = format::encode_parent_locator(locator);
+  const std::uint64_t room =
+      kMetadataRegionLength - format::kMetadataTableSize - kSystemItemsLength;
+  if (item.size() > room)
+    return invalid("parent locator", std::to_string(item.size()) + " bytes is more than the " +
+                                         std::to_string(room) + " the metadata region has left");
+  return item;
+}
+
 Result<NewImageLayout> plan_image(const CreateParams& p) {
-  if (p.type != DiskType::kFixed && p.type != DiskType::kDynamic)
-    return invalid("subformat", "only fixed and dynamic images can be created");
+  const bool differencing = p.type == DiskType::kDifferencing;
+  if (p.type != DiskType::kFixed && p.type != DiskType::kDynamic && !differencing)
+    return invalid("subformat", "only fixed, dynamic and differencing images can be created");
+  if (differencing && !p.parent)
+    return invalid("subformat", "a differencing image needs a parent to link to");
+  if (!differencing && p.parent)
+    return invalid("subformat", std::string(p.type == DiskType::kFixed ? "fixed" : "dynamic") +
+                                    " images have no parent (a parent makes a differencing image)");
+  if (p.parent) VHDX_TRY(encode_parent_link(*p.parent));
   if (p.logical_sector_size != 512 && p.logical_sector_size != 4096)
     return invalid("logical_sector_size",
                    std::to_string(p.logical_sector_size) + " is not 512 or 4096");
@@ -64,15 +114,15 @@ Result<NewImageLayout> plan_image(const CreateParams& p) {
   if (p.log_size == 0 || p.log_size % kMiB != 0)
     return invalid("log_size", size_text(p.log_size) + " is not a non-zero multiple of 1 MiB");
 
-  auto geometry =
-      format::compute_bat_geometry(p.block_size, p.virtual_size, p.logical_sector_size, false);
+  auto geometry = format::compute_bat_geometry(p.block_size, p.virtual_size, p.logical_sector_size,
+                                               differencing);
   if (!geometry) return Error(ErrorCode::kInvalidArgument, "create: " + geometry.error().message());
 
   NewImageLayout layout;
   layout.log_offset = format::kHeaderSectionSize;
   layout.log_length = p.log_size;
   layout.metadata_offset = layout.log_offset + layout.log_length;
-  layout.metadata_length = kMiB;
+  layout.metadata_length = kMetadataRegionLength;
   layout.bat_offset = layout.metadata_offset + layout.metadata_length;
   layout.bat_length = geometry->min_region_length();
   layout.payload_offset = layout.bat_offset + layout.bat_length;
@@ -248,7 +298,8 @@ Result<void> VhdxWriter::finish() {
   }
   VHDX_TRY(flush_bat_page());
 
-  // Metadata: the table, then the items packed at +64 KiB in Windows' order.
+  // Metadata: the table, then the items packed at +64 KiB in Windows' order, with the flags
+  // Windows gives them (the parent locator describes the file, not the virtual disk).
   {
     format::MetadataTable table;
     const auto at = static_cast<std::uint32_t>(format::kMetadataTableSize);
@@ -259,18 +310,28 @@ Result<void> VhdxWriter::finish() {
         {format::kPhysicalSectorSizeGuid, at + 20, 4, false, true, true},
         {format::kVirtualDiskIdGuid, at + 24, 16, false, true, true},
     };
-    std::vector<std::uint8_t> region(format::kMetadataTableSize + 40, 0);
+    std::vector<std::uint8_t> locator;
+    if (params_.parent) {
+      VHDX_ASSIGN_OR_RETURN(locator, encode_parent_link(*params_.parent));
+      table.entries.push_back({format::kParentLocatorGuid, at + kSystemItemsLength,
+                               static_cast<std::uint32_t>(locator.size()), false, false, true});
+    }
+    std::vector<std::uint8_t> region(format::kMetadataTableSize + kSystemItemsLength, 0);
+    region.insert(region.end(), locator.begin(), locator.end());
     std::span<std::uint8_t> bytes(region);
     format::encode_metadata_table(table, bytes.first(format::kMetadataTableSize));
     auto items = bytes.subspan(format::kMetadataTableSize);
     format::FileParameters fp;
     fp.block_size = params_.block_size;
     fp.leave_block_allocated = params_.type == DiskType::kFixed;
+    fp.has_parent = params_.parent.has_value();
     format::encode_file_parameters(fp, items.subspan(0, 8));
     format::encode_virtual_disk_size(params_.virtual_size, items.subspan(8, 8));
     format::encode_sector_size(params_.logical_sector_size, items.subspan(16, 4));
     format::encode_sector_size(params_.physical_sector_size, items.subspan(20, 4));
-    Guid::random().store(std::span<std::uint8_t, 16>(items.data() + 24, 16));
+    // A child keeps its parent's identity (§6 Virtual Disk ID).
+    const Guid disk_id = params_.parent ? params_.parent->virtual_disk_id : Guid::random();
+    disk_id.store(std::span<std::uint8_t, 16>(items.data() + 24, 16));
     VHDX_TRY(pwrite_all(layout_.metadata_offset, region));
   }
   // Both region table copies, BAT first then metadata, as Windows lists them.

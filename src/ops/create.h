@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vhdx/error.h"
@@ -27,14 +29,31 @@ inline constexpr std::uint32_t kDefaultLogSize = 1u << 20;
 inline constexpr std::uint32_t kDefaultLogicalSectorSize = 512;
 inline constexpr std::uint32_t kDefaultPhysicalSectorSize = 4096;
 
+// What a differencing child records about its parent (§12 "Creating a child").
+struct ParentLink {
+  // The parent's current DataWriteGuid: written as `parent_linkage` ("{guid}", lowercase),
+  // the locator's first entry.
+  Guid data_write_guid;
+  // The parent's Virtual Disk ID, which the child keeps.
+  Guid virtual_disk_id;
+  // The locator's path entries (relative_path, absolute_win32_path, ...) after parent_linkage,
+  // in this order. Keys and values are non-empty UTF-8 without NUL, keys unique and not
+  // parent_linkage itself.
+  std::vector<std::pair<std::string, std::string>> paths;
+};
+
 struct CreateParams {
-  DiskType type = DiskType::kDynamic;  // kFixed or kDynamic
+  // kFixed or kDynamic; kDifferencing exactly when `parent` is set.
+  DiskType type = DiskType::kDynamic;
   std::uint64_t virtual_size = 0;
   std::uint32_t block_size = kDefaultBlockSize;
   std::uint32_t log_size = kDefaultLogSize;
   std::uint32_t logical_sector_size = kDefaultLogicalSectorSize;
   std::uint32_t physical_sector_size = kDefaultPhysicalSectorSize;
   bool overwrite = false;  // replace an existing file instead of failing with kInvalidArgument
+  // Differencing images only: the parent this child links to. Its virtual size and sector
+  // sizes are the caller's to copy into the fields above.
+  std::optional<ParentLink> parent;
 };
 
 // Where everything goes in a new image (absolute file offsets).
@@ -52,7 +71,8 @@ struct NewImageLayout {
 };
 
 // Checks every parameter (kInvalidArgument naming the option and the rule) and lays the image
-// out.
+// out. A differencing image's BAT interleaves a sector-bitmap entry after every chunk,
+// including a last, partial one.
 Result<NewImageLayout> plan_image(const CreateParams& params);
 
 // "libvhdx <version>": the creator string written into new images.
@@ -112,8 +132,14 @@ class VhdxWriter {
   bool bat_page_dirty_ = false;
 };
 
-// Creates an empty image at path (every block NOT_PRESENT for dynamic, FULLY_PRESENT with
-// zeroed space for fixed).
+// The Parent Locator item a differencing image with this link gets (§6: VHDX locator type,
+// parent_linkage then the path entries), checked: kInvalidArgument naming the entry when a key
+// or value is empty, not valid UTF-8, holds a NUL, is too long for the item's 16-bit lengths, a
+// key repeats, or the item does not fit in the metadata region.
+Result<std::vector<std::uint8_t>> encode_parent_link(const ParentLink& link);
+
+// Creates an empty image at path (every block NOT_PRESENT for dynamic and differencing,
+// FULLY_PRESENT with zeroed space for fixed).
 Result<void> create_image(const std::string& path, const CreateParams& params);
 
 }  // namespace vhdx::ops

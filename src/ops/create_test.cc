@@ -1,5 +1,6 @@
 // Component tests of ops::create_image / VhdxWriter: every field of a new image as our engine
-// reads it back, the option rules, the refusal to overwrite, and the write order.
+// reads it back, the option rules, the refusal to overwrite, the write order, and empty
+// differencing children (metadata, locator bytes, BAT geometry, a clean check).
 #include "ops/create.h"
 
 #include <gtest/gtest.h>
@@ -9,9 +10,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "format/bat.h"
 #include "format/constants.h"
+#include "format/parent_locator.h"
 #include "image/engine.h"
 #include "io/posix_file.h"
+#include "ops/check.h"
 
 namespace vhdx::ops {
 namespace {
@@ -279,6 +283,200 @@ TEST_F(CreateTest, WriterStoresBlocksInOrderOfArrival) {
   std::fill(want.begin(), want.end(), 0);
   std::fill(want.end() - 512, want.end(), 0xB2);
   EXPECT_EQ(got, want);
+}
+
+// A link as create_differencing would make it, with fixed GUIDs to compare against.
+ParentLink sample_link() {
+  ParentLink link;
+  link.data_write_guid = *Guid::parse("83ed0ec3-24c8-49a6-a959-5e4bf1288bfb");
+  link.virtual_disk_id = *Guid::parse("89ca62b5-b00d-4b8e-b79a-87e20cad5a40");
+  link.paths = {{"absolute_win32_path", "/vm/images/base.vhdx"},
+                {"relative_path", "..\\images\\base.vhdx"}};
+  return link;
+}
+
+std::vector<std::uint8_t> read_bytes(const std::string& p, std::uint64_t offset,
+                                     std::uint64_t length) {
+  std::vector<std::uint8_t> bytes(length);
+  std::ifstream in(p, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(length));
+  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(length)) << p;
+  return bytes;
+}
+
+struct DifferencingCase {
+  std::uint32_t block_size;
+  std::uint32_t logical;
+  std::uint32_t physical;
+  std::uint64_t virtual_size;
+};
+
+TEST_F(CreateTest, DifferencingChildHasParentLinkAndEmptyBat) {
+  const std::vector<DifferencingCase> cases = {
+      {32 * kMiB, 512, 4096, 1ull << 30},        // Windows' defaults
+      {2 * kMiB, 512, 4096, 8ull << 30},         // the corpus checkpoint's geometry
+      {1 * kMiB, 4096, 4096, 3 * kMiB + 4096},   // partial last block, 4 KiB sectors
+      {1 * kMiB, 512, 512, (1ull << 40) + 512},  // many chunks: 8 MiB of BAT
+      {256 * kMiB, 4096, 512, (64ull << 40)},    // the 64 TiB limit
+  };
+  int n = 0;
+  for (const DifferencingCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "case " << n);
+    const std::string p = path("d" + std::to_string(n++) + ".vhdx");
+    CreateParams params;
+    params.type = DiskType::kDifferencing;
+    params.block_size = c.block_size;
+    params.logical_sector_size = c.logical;
+    params.physical_sector_size = c.physical;
+    params.virtual_size = c.virtual_size;
+    params.parent = sample_link();
+    auto r = create_image(p, params);
+    ASSERT_TRUE(r) << r.error().to_string();
+
+    auto geometry = format::compute_bat_geometry(c.block_size, c.virtual_size, c.logical, true);
+    ASSERT_TRUE(geometry);
+    const std::uint64_t ratio = (std::uint64_t{1} << 23) * c.logical / c.block_size;
+    const std::uint64_t blocks = (c.virtual_size + c.block_size - 1) / c.block_size;
+    const std::uint64_t chunks = (blocks + ratio - 1) / ratio;
+    // Every chunk, the last one too, ends with its sector-bitmap entry.
+    EXPECT_EQ(geometry->total_entries, chunks * (ratio + 1));
+    const std::uint64_t bat_length = (chunks * (ratio + 1) * 8 + kMiB - 1) / kMiB * kMiB;
+    const std::uint64_t payload = 3 * kMiB + bat_length;  // header section, log, metadata
+
+    auto engine = open(p);
+    ASSERT_NE(engine, nullptr);
+    const ImageInfo& info = engine->info();
+    EXPECT_EQ(info.type, DiskType::kDifferencing);
+    EXPECT_EQ(info.virtual_size, c.virtual_size);
+    EXPECT_EQ(info.block_size, c.block_size);
+    EXPECT_EQ(info.logical_sector_size, c.logical);
+    EXPECT_EQ(info.physical_sector_size, c.physical);
+    EXPECT_FALSE(info.leave_blocks_allocated);
+    EXPECT_EQ(info.virtual_disk_id, sample_link().virtual_disk_id);
+    EXPECT_EQ(info.chunk_ratio, ratio);
+    EXPECT_EQ(info.payload_blocks, blocks);
+    EXPECT_EQ(info.bat_entries, chunks * (ratio + 1));
+    EXPECT_EQ(info.file_size, payload);  // no payload, no bitmaps
+    // The parent's DataWriteGuid is not this file's own.
+    EXPECT_NE(info.headers[0].data_write_guid, sample_link().data_write_guid);
+    ASSERT_TRUE(info.parent_locator_type);
+    EXPECT_EQ(*info.parent_locator_type, format::kVhdxParentLocatorType);
+    const std::vector<std::pair<std::string, std::string>> want_entries = {
+        {"parent_linkage", "{83ed0ec3-24c8-49a6-a959-5e4bf1288bfb}"},
+        {"absolute_win32_path", "/vm/images/base.vhdx"},
+        {"relative_path", "..\\images\\base.vhdx"}};
+    EXPECT_EQ(info.parent_locator, want_entries);
+    // Flags as Windows writes them: File Parameters and Parent Locator describe the file
+    // (required only), the other items the virtual disk.
+    ASSERT_EQ(info.metadata_items.size(), 6u);
+    EXPECT_EQ(info.metadata_items[5].name, "parent-locator");
+    EXPECT_EQ(info.metadata_items[5].offset, 65536u + 40);
+    EXPECT_TRUE(info.metadata_items[5].is_required);
+    EXPECT_FALSE(info.metadata_items[5].is_virtual_disk);
+    EXPECT_FALSE(info.metadata_items[5].is_user);
+
+    auto counts = engine->count_blocks();
+    ASSERT_TRUE(counts) << counts.error().to_string();
+    EXPECT_EQ(counts->not_present, blocks);
+    EXPECT_EQ(counts->fully_present + counts->partially_present + counts->zero, 0u);
+
+    // On disk: File Parameters flags exactly HasParent (bit 1), every BAT entry zero.
+    const auto fp = read_bytes(p, 2 * kMiB + 65536, 8);
+    EXPECT_EQ(fp[4], 0x02);
+    EXPECT_EQ(fp[5] | fp[6] | fp[7], 0);
+    const auto bat = read_bytes(p, 3 * kMiB, chunks * (ratio + 1) * 8);
+    EXPECT_TRUE(std::all_of(bat.begin(), bat.end(), [](std::uint8_t v) { return v == 0; }));
+    // The locator decodes on its own to the same entries.
+    const auto item = read_bytes(p, 2 * kMiB + 65536 + 40, info.metadata_items[5].length);
+    auto locator = format::decode_parent_locator(item);
+    ASSERT_TRUE(locator) << locator.error().to_string();
+    EXPECT_EQ(locator->entries, want_entries);
+
+    auto file = open_posix_file(p, {});
+    ASSERT_TRUE(file);
+    auto report = check_image(std::move(*file));
+    ASSERT_TRUE(report) << report.error().to_string();
+    EXPECT_EQ(report->corruption_count, 0u)
+        << (report->corruptions.empty() ? "" : report->corruptions[0]);
+    EXPECT_TRUE(report->check_errors.empty())
+        << (report->check_errors.empty() ? "" : report->check_errors[0]);
+    EXPECT_EQ(report->leaked_bytes, 0u);
+    EXPECT_EQ(report->allocated_blocks, 0u);
+  }
+}
+
+TEST_F(CreateTest, ParentLinkGoesWithDifferencingOnly) {
+  CreateParams params;
+  params.virtual_size = 16 * kMiB;
+  params.type = DiskType::kDifferencing;
+  auto no_parent = plan_image(params);
+  ASSERT_FALSE(no_parent);
+  EXPECT_EQ(no_parent.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(no_parent.error().message().find("subformat: a differencing image needs a parent"),
+            std::string::npos)
+      << no_parent.error().message();
+  for (DiskType type : {DiskType::kFixed, DiskType::kDynamic}) {
+    params.type = type;
+    params.parent = sample_link();
+    auto r = plan_image(params);
+    ASSERT_FALSE(r) << static_cast<int>(type);
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("images have no parent"), std::string::npos)
+        << r.error().message();
+    EXPECT_FALSE(create_image(path("x.vhdx"), params));
+    EXPECT_FALSE(std::filesystem::exists(path("x.vhdx")));
+  }
+  params.type = DiskType::kDifferencing;
+  auto good = plan_image(params);
+  ASSERT_TRUE(good) << good.error().to_string();
+  EXPECT_EQ(good->bat_entries, 129u);  // one block, padded to a chunk of 128, then its bitmap
+}
+
+TEST_F(CreateTest, BadLocatorEntriesAreRefused) {
+  struct Bad {
+    std::vector<std::pair<std::string, std::string>> paths;
+    const char* text;
+  };
+  const std::vector<Bad> bad = {
+      {{{"relative_path", ""}}, "value of 'relative_path': is empty"},
+      {{{"", "x"}}, "is empty"},
+      {{{"parent_linkage", "{00000000-0000-0000-0000-000000000000}"}}, "'parent_linkage': repeats"},
+      {{{"relative_path", ".\\a"}, {"relative_path", ".\\b"}}, "'relative_path': repeats"},
+      {{{"relative_path", std::string("a\0b", 3)}}, "NUL"},
+      {{{"relative_path", "\xff\xfe"}}, "not valid UTF-8"},
+      {{{"relative_path", std::string(40000, 'a')}}, "longer than 65534 bytes"},
+      {{{"a", std::string(30000, 'a')},
+        {"b", std::string(30000, 'a')},
+        {"c", std::string(30000, 'a')},
+        {"d", std::string(30000, 'a')},
+        {"e", std::string(30000, 'a')},
+        {"f", std::string(30000, 'a')},
+        {"g", std::string(30000, 'a')},
+        {"h", std::string(30000, 'a')},
+        {"i", std::string(30000, 'a')},
+        {"j", std::string(30000, 'a')},
+        {"k", std::string(30000, 'a')},
+        {"l", std::string(30000, 'a')},
+        {"m", std::string(30000, 'a')},
+        {"n", std::string(30000, 'a')},
+        {"o", std::string(30000, 'a')},
+        {"p", std::string(30000, 'a')},
+        {"q", std::string(30000, 'a')}},
+       "than the 983000 the metadata region has left"},
+  };
+  for (const Bad& b : bad) {
+    CreateParams params;
+    params.type = DiskType::kDifferencing;
+    params.virtual_size = 16 * kMiB;
+    params.parent = sample_link();
+    params.parent->paths = b.paths;
+    auto r = create_image(path("bad.vhdx"), params);
+    ASSERT_FALSE(r) << b.text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(b.text), std::string::npos) << r.error().message();
+    EXPECT_FALSE(std::filesystem::exists(path("bad.vhdx")));
+  }
 }
 
 }  // namespace

@@ -33,15 +33,6 @@ using testing::shell_quote;
 
 constexpr std::uint64_t kMiB = 1 << 20;
 
-// Skips the current test when `program` is missing (fails under CI=true).
-#define REQUIRE_PROGRAM(program)                                               \
-  do {                                                                         \
-    if (!have_program(program)) {                                              \
-      if (in_ci()) FAIL() << program << " not found, and CI=true requires it"; \
-      GTEST_SKIP() << program << " not found: install it to run this test";    \
-    }                                                                          \
-  } while (0)
-
 std::uint64_t allocated_bytes(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
@@ -178,7 +169,7 @@ TEST_F(CreateCheckTest, CreateErrorsAndOverwrite) {
 }
 
 TEST_F(CreateCheckTest, QemuImgAgreesWithCreate) {
-  REQUIRE_PROGRAM("qemu-img");
+  VHDX_REQUIRE_PROGRAM("qemu-img");
   // QEMU reads only 512-byte logical sectors.
   for (const std::string& options :
        {std::string("subformat=dynamic"), std::string("subformat=fixed,block_size=1M"),
@@ -204,7 +195,7 @@ TEST_F(CreateCheckTest, QemuImgAgreesWithCreate) {
 }
 
 TEST_F(CreateCheckTest, VhdiinfoAgreesWithCreate) {
-  REQUIRE_PROGRAM("vhdiinfo");
+  VHDX_REQUIRE_PROGRAM("vhdiinfo");
   for (std::uint32_t sector : {512u, 4096u}) {
     const std::string image = path("v" + std::to_string(sector) + ".vhdx");
     ASSERT_EQ(run_vhdx("create -q -o logical_sector_size=" + std::to_string(sector) + " " +
@@ -259,7 +250,7 @@ TEST_F(CreateCheckTest, RawToVhdxToRawRoundTripsAndIsSparse) {
 }
 
 TEST_F(CreateCheckTest, QemuComparesOurConversionsEqual) {
-  REQUIRE_PROGRAM("qemu-img");
+  VHDX_REQUIRE_PROGRAM("qemu-img");
   const std::string raw = path("in.raw");
   make_raw(raw, 24);
   const std::string image = path("ours.vhdx");
@@ -273,7 +264,7 @@ TEST_F(CreateCheckTest, QemuComparesOurConversionsEqual) {
   EXPECT_EQ(check.status, 0) << check.out;
 
   // A qemu-made image converted to ours (VHDX to VHDX) compares equal, and checks clean.
-  REQUIRE_PROGRAM("qemu-io");
+  VHDX_REQUIRE_PROGRAM("qemu-io");
   const std::string qemu = path("qemu.vhdx");
   ASSERT_EQ(
       run_command("qemu-img create -q -f vhdx -o block_size=1M " + shell_quote(qemu) + " 48M"), 0);
@@ -303,7 +294,7 @@ TEST_F(CreateCheckTest, CheckIsCleanOnQemuAndCorpusImages) {
     EXPECT_EQ(r.status, 0) << rel << ": " << r.out << r.err;
     EXPECT_EQ(r.out.rfind("No errors were found on the image.\n", 0), 0u) << r.out;
   }
-  REQUIRE_PROGRAM("qemu-img");
+  VHDX_REQUIRE_PROGRAM("qemu-img");
   for (const std::string& options :
        {std::string("subformat=dynamic"), std::string("subformat=fixed"),
         std::string("block_size=1M,log_size=2M")}) {

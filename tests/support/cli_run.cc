@@ -59,4 +59,8 @@ CliRun run_vhdx(const std::string& args, const std::string& prefix) {
   return run_capturing(line);
 }
 
+FuseMountGuard::~FuseMountGuard() {
+  if (mounted_) run_shell("fusermount -u " + shell_quote(dir_));
+}
+
 }  // namespace vhdx::testing

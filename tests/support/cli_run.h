@@ -7,6 +7,9 @@
 #pragma once
 
 #include <string>
+#include <utility>
+
+#include "support/corpus.h"
 
 namespace vhdx::testing {
 
@@ -27,6 +30,15 @@ struct CliRun {
 // that needs a missing one fails there instead of skipping.
 bool in_ci();
 
+// Skips the current test when `program` is not on PATH; fails it instead under CI=true.
+#define VHDX_REQUIRE_PROGRAM(program)                                                           \
+  do {                                                                                          \
+    if (!::vhdx::testing::have_program(program)) {                                              \
+      if (::vhdx::testing::in_ci()) FAIL() << program << " not found, and CI=true requires it"; \
+      GTEST_SKIP() << program << " not found: install it to run this test";                     \
+    }                                                                                           \
+  } while (0)
+
 // Runs `command` through the shell, capturing its stdout and stderr apart.
 CliRun run_shell(const std::string& command);
 
@@ -34,5 +46,20 @@ CliRun run_shell(const std::string& command);
 // A non-empty `prefix` runs first in the same shell (e.g. a `ulimit -v`), then the shell execs
 // the CLI.
 CliRun run_vhdx(const std::string& args, const std::string& prefix = "");
+
+// Unmounts a FUSE mount (e.g. vhdimount's) when the test ends, passed or not, once
+// set_mounted() says the mount succeeded.
+class FuseMountGuard {
+ public:
+  explicit FuseMountGuard(std::string dir) : dir_(std::move(dir)) {}
+  ~FuseMountGuard();
+  FuseMountGuard(const FuseMountGuard&) = delete;
+  FuseMountGuard& operator=(const FuseMountGuard&) = delete;
+  void set_mounted() { mounted_ = true; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
 
 }  // namespace vhdx::testing

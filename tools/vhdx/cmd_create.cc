@@ -1,7 +1,9 @@
-// vhdx create [-f vhdx] [-o OPTIONS] [--overwrite] [-q] IMAGE SIZE
+// vhdx create [-f vhdx] [-b PARENT [-F vhdx]] [-o OPTIONS] [--overwrite] [-q] IMAGE [SIZE]
 //
 // qemu-img create's syntax: -o takes comma-separated name=value pairs (subformat, block_size,
-// log_size, logical_sector_size, physical_sector_size); sizes take k/M/G/T suffixes.
+// log_size, logical_sector_size, physical_sector_size); sizes take k/M/G/T suffixes. With -b
+// the new image is an empty differencing child of PARENT: it takes PARENT's size (SIZE, when
+// given, must equal it), sector sizes and, unless block_size says otherwise, block size.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -11,6 +13,7 @@
 #include "commands.h"
 #include "parse.h"
 #include "vhdx/create.h"
+#include "vhdx/image.h"
 
 namespace vhdx::cli {
 namespace {
@@ -31,21 +34,66 @@ struct CreateCommandOptions {
   std::string image;
   std::string size;
   std::string format;
+  std::string backing_file;    // -b
+  std::string backing_format;  // -F
   std::vector<std::string> o;
   bool overwrite = false;
   bool quiet = false;
 };
 
+Error unsupported_format(const std::string& format) {
+  return Error(ErrorCode::kUnsupported,
+               fmt::format("format '{}' is not supported: vhdx creates only vhdx images", format));
+}
+
+int run_create_differencing(const CreateCommandOptions& options, const CreateOptions& create) {
+  if (!options.backing_format.empty() && options.backing_format != "vhdx")
+    return report_error(Error(ErrorCode::kUnsupported,
+                              fmt::format("backing format '{}' is not supported: the backing file "
+                                          "of a vhdx image is a vhdx image",
+                                          options.backing_format)));
+  // The parent's size, to check SIZE before anything is created and to report it.
+  std::uint64_t parent_size = 0;
+  {
+    auto parent = Image::open(options.backing_file, {});
+    if (!parent)
+      return report_error(std::move(parent).error().with_context(
+          fmt::format("backing file '{}'", options.backing_file)));
+    parent_size = (*parent)->virtual_size();
+  }
+  if (!options.size.empty()) {
+    auto size = parse_size(options.size);
+    if (!size) return report_error(std::move(size).error().with_context("SIZE"));
+    if (*size != parent_size)
+      return report_error(
+          Error(ErrorCode::kInvalidArgument,
+                fmt::format("SIZE: {} bytes differs from the {} bytes of backing file '{}' "
+                            "(a differencing image takes its parent's size; leave SIZE out)",
+                            *size, parent_size, options.backing_file)));
+  }
+  if (auto r = create_differencing(options.image, options.backing_file, create); !r)
+    return report_error(r.error());
+  if (!options.quiet) {
+    std::cout << fmt::format("Formatting '{}', fmt=vhdx size={} backing_file={} backing_fmt=vhdx",
+                             options.image, parent_size, options.backing_file)
+              << std::endl;
+  }
+  return 0;
+}
+
 int run_create(const CreateCommandOptions& options) {
   if (!options.format.empty() && options.format != "vhdx")
-    return report_error(Error(ErrorCode::kUnsupported,
-                              fmt::format("format '{}' is not supported: vhdx creates only "
-                                          "vhdx images",
-                                          options.format)));
+    return report_error(unsupported_format(options.format));
   CreateOptions create;
   for (const std::string& text : options.o)
     if (auto r = parse_create_options(text, create); !r) return report_error(r.error());
   create.overwrite = options.overwrite;
+  if (!options.backing_file.empty()) return run_create_differencing(options, create);
+  if (!options.backing_format.empty())
+    return report_error(Error(ErrorCode::kInvalidArgument, "-F needs a backing file (-b)"));
+  if (options.size.empty())
+    return report_error(
+        Error(ErrorCode::kInvalidArgument, "SIZE is required unless a backing file (-b) is given"));
   auto size = parse_size(options.size);
   if (!size) return report_error(std::move(size).error().with_context("SIZE"));
   if (auto r = vhdx::create(options.image, *size, create); !r) return report_error(r.error());
@@ -100,11 +148,18 @@ Result<void> parse_create_options(const std::string& text, CreateOptions& out) {
 
 void add_create_command(CLI::App& app, int& status) {
   auto options = std::make_shared<CreateCommandOptions>();
-  CLI::App* sub =
-      app.add_subcommand("create", "Create a new empty VHDX image (like qemu-img create).");
+  CLI::App* sub = app.add_subcommand(
+      "create",
+      "Create a new empty VHDX image, or with -b an empty differencing image on top of an "
+      "existing one (like qemu-img create).");
   sub->add_option("IMAGE", options->image, "image file to create")->required();
-  sub->add_option("SIZE", options->size, "virtual disk size, with k/M/G/T suffixes")->required();
+  sub->add_option("SIZE", options->size,
+                  "virtual disk size, with k/M/G/T suffixes (with -b: optional, and must equal "
+                  "the backing file's)");
   sub->add_option("-f", options->format, "image format (only vhdx)");
+  sub->add_option("-b", options->backing_file,
+                  "backing file: make IMAGE a differencing image whose parent is this vhdx image");
+  sub->add_option("-F", options->backing_format, "backing file format (only vhdx)");
   sub->add_option("-o", options->o,
                   "comma-separated options: subformat=dynamic|fixed, block_size=N, "
                   "log_size=N, logical_sector_size=512|4096, physical_sector_size=512|4096")
@@ -114,7 +169,10 @@ void add_create_command(CLI::App& app, int& status) {
   sub->footer(
       "Defaults: subformat=dynamic, block_size=32M, log_size=1M, logical_sector_size=512,\n"
       "physical_sector_size=4096 (what Windows writes). An existing IMAGE is refused unless\n"
-      "--overwrite is given.");
+      "--overwrite is given.\n"
+      "With -b PARENT, IMAGE takes PARENT's size, sector sizes and block size (block_size may\n"
+      "differ) and links to PARENT's current DataWriteGuid: writing to PARENT afterwards breaks\n"
+      "the link.");
   sub->callback([options, &status] { status = run_create(*options); });
 }
 
