@@ -11,7 +11,7 @@ packages=(
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # peers for differential tests, and the tools the tests drive
-  qemu-utils libvhdi-utils fuse3 gzip bzip2 xxd
+  qemu-utils libvhdi-utils fuse3 gzip bzip2 xxd openssl
   # memory checking of the interop tests and the CLI they run (make valgrind)
   valgrind
   # libFuzzer targets (fuzz/): clang with its fuzzer and sanitizer runtimes

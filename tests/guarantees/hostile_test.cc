@@ -14,14 +14,6 @@
 #include "support/corpus.h"
 #include "support/image_builder.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VHDX_GUARANTEES_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define VHDX_GUARANTEES_ASAN 1
-#endif
-#endif
-
 namespace vhdx {
 namespace {
 
@@ -38,31 +30,9 @@ using testing::Piece;
 using testing::run_vhdx;
 using testing::shell_quote;
 
-constexpr std::uint64_t kAddressSpaceLimitKiB = 512 * 1024;  // 512 MiB
+using guarantees::kAddressSpaceLimitKiB;
 
-bool sanitized() {
-#if defined(VHDX_GUARANTEES_SANITIZED) || defined(VHDX_GUARANTEES_ASAN)
-  return true;
-#else
-  return false;
-#endif
-}
-
-// Runs the CLI under `ulimit -v` (unless sanitized) and checks it ended cleanly: exit 0, or exit
-// 1 with one "vhdx: " error line, never a signal or an abort.
-CliRun bounded(const std::string& args) {
-  const std::string prefix =
-      sanitized() ? "" : "ulimit -v " + std::to_string(kAddressSpaceLimitKiB);
-  auto r = run_vhdx(args, prefix);
-  EXPECT_TRUE(r.status == 0 || r.status == 1) << "vhdx " << args << " exited " << r.status << "\n"
-                                              << r.err;
-  if (r.status == 1) {
-    EXPECT_EQ(r.err.rfind("vhdx: ", 0), 0u) << r.err;
-  }
-  EXPECT_EQ(r.err.find("AddressSanitizer"), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find("std::bad_alloc"), std::string::npos) << r.err;
-  return r;
-}
+CliRun bounded(const std::string& args) { return guarantees::run_vhdx_bounded(args); }
 
 std::string write_image(std::vector<std::uint8_t>& bytes, const std::string& name) {
   const std::string path = make_temp_dir() + "/" + name;

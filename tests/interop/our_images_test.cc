@@ -36,6 +36,7 @@ namespace {
 
 using nlohmann::json;
 using testing::CliRun;
+using testing::FuseMountGuard;
 using testing::have_program;
 using testing::in_ci;
 using testing::make_temp_dir;
@@ -256,22 +257,6 @@ bool write_file(const std::string& path, const std::string& bytes) {
   return ::testing::AssertionSuccess();
 }
 
-// Unmounts a vhdimount FUSE mount when the check is done, passed or not.
-class Mount {
- public:
-  explicit Mount(std::string dir) : dir_(std::move(dir)) {}
-  ~Mount() {
-    if (mounted_) run_command("fusermount -u " + shell_quote(dir_) + " >/dev/null 2>&1");
-  }
-  Mount(const Mount&) = delete;
-  Mount& operator=(const Mount&) = delete;
-  void set_mounted() { mounted_ = true; }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-};
-
 std::uint64_t file_size(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return UINT64_MAX;
@@ -324,7 +309,7 @@ void check_image_against_raw(const Cell& cell, const std::string& image, const s
       << info.out;
 
   ASSERT_EQ(::mkdir(mount_dir.c_str(), 0755), 0) << mount_dir;
-  Mount mount(mount_dir);
+  FuseMountGuard mount(mount_dir);
   CliRun mounted = run_shell("vhdimount " + shell_quote(image) + " " + shell_quote(mount_dir));
   ASSERT_EQ(mounted.status, 0) << mounted.out << mounted.err;
   mount.set_mounted();
