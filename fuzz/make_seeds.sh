@@ -38,6 +38,9 @@ if [[ -x "$cli" ]]; then
   v -o block_size=1M "$imgs/vhdx-written.vhdx" 8M
   qemu-io -f vhdx -c "write -P 0x6c 0 64k" -c "write -P 0x17 1M 4k" -c "write -z 1536k 8k" \
     "$imgs/vhdx-written.vhdx" >/dev/null
+  # Differencing children (the targets attach a parent of their own to any differencing image).
+  v -b "$imgs/vhdx-written.vhdx" "$imgs/vhdx-child.vhdx"
+  v -b "$imgs/vhdx-dyn-4k.vhdx" "$imgs/vhdx-child-4k.vhdx"
 else
   echo "make_seeds: no vhdx CLI at $cli (fuzz/build.sh builds it); qemu-made seeds only" >&2
 fi

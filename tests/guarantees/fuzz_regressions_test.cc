@@ -31,6 +31,9 @@
 extern "C" int vhdx_decoders_fuzz_one_input(const std::uint8_t* data, std::size_t size);
 extern "C" int vhdx_open_read_fuzz_one_input(const std::uint8_t* data, std::size_t size);
 
+#include "support/corpus.h"
+#include "vhdx/create.h"
+
 namespace vhdx {
 namespace {
 
@@ -78,6 +81,54 @@ TEST(FuzzRegressions, TrivialInputs) {
         vhdx_check_fuzz_one_input, vhdx_write_fuzz_one_input, vhdx_parent_locator_fuzz_one_input}) {
     EXPECT_EQ(entry(one, 0), 0);
     EXPECT_EQ(entry(one, 1), 0);
+  }
+}
+
+// A file (its size a multiple of 512, at most 256 MiB) in the slot form of fuzz/fuzz_util.h,
+// every byte stored.
+std::vector<std::uint8_t> slot_form(const std::vector<std::uint8_t>& file) {
+  constexpr std::size_t kSlot = 64 * 1024;
+  const std::size_t slots = (file.size() + kSlot - 1) / kSlot;
+  std::vector<std::uint8_t> out{static_cast<std::uint8_t>(slots),
+                                static_cast<std::uint8_t>(slots >> 8)};
+  for (std::size_t i = 0; i < slots; ++i) {
+    out.push_back(static_cast<std::uint8_t>(std::min(kSlot, file.size() - i * kSlot) / 512));
+  }
+  const std::size_t cut = (slots * kSlot - file.size()) / 512;
+  out.push_back(static_cast<std::uint8_t>(cut));
+  out.push_back(0);
+  out.insert(out.end(), file.begin(), file.end());
+  return out;
+}
+
+std::vector<std::uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// open_read_fuzz gives differencing images a parent and compares what the child reads where
+// block status names the parent: an empty child (every sector from the parent) of either sector
+// size and the corpus's Hyper-V checkpoint (partially present blocks with sector bitmaps).
+TEST(FuzzRegressions, OpenReadThroughAParent) {
+  const std::string dir = testing::make_temp_dir();
+  std::vector<std::string> children;
+  for (std::uint32_t sector : {512u, 4096u}) {
+    const std::string base = dir + "/base" + std::to_string(sector) + ".vhdx";
+    const std::string child = dir + "/child" + std::to_string(sector) + ".vhdx";
+    CreateOptions options;
+    options.block_size = 1 << 20;
+    options.logical_sector_size = sector;
+    ASSERT_TRUE(create(base, 16 << 20, options));
+    ASSERT_TRUE(create_differencing(child, base, {}));
+    children.push_back(child);
+  }
+  children.push_back(testing::corpus_image("dissect-differencing/differencing.avhdx.gz"));
+  for (const std::string& child : children) {
+    const std::vector<std::uint8_t> file = file_bytes(child);
+    ASSERT_EQ(file.size() % 512, 0u) << child;
+    ASSERT_LE(file.size(), std::size_t{256} << 20) << child;
+    const std::vector<std::uint8_t> input = slot_form(file);
+    EXPECT_EQ(vhdx_open_read_fuzz_one_input(input.data(), input.size()), 0) << child;
   }
 }
 
