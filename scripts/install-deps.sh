@@ -8,10 +8,12 @@ packages=(
   g++ cmake ninja-build make pkg-config
   # libraries
   libisal-dev libcli11-dev nlohmann-json3-dev libfmt-dev libssl-dev
+  # the nbdkit plugin and filter (tools/nbdkit), and the NBD clients their tests drive
+  nbdkit nbdkit-plugin-dev libnbd-bin
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # peers for differential tests, and the tools the tests drive
-  qemu-utils libvhdi-utils fuse3 gzip bzip2 xxd openssl
+  qemu-utils libvhdi-utils fuse3 gzip bzip2 xxd openssl python3
   # memory checking of the interop tests and the CLI they run (make valgrind)
   valgrind
   # libFuzzer targets (fuzz/): clang with its fuzzer and sanitizer runtimes
