@@ -47,10 +47,7 @@ std::vector<int> run_read_only_commands(const std::string& image) {
   return statuses;
 }
 
-struct CorpusCase {
-  const char* file;
-  const char* content_sha256;  // of the virtual disk (after replay for the dirty-log image)
-};
+using CorpusCase = testing::CorpusContent;
 
 class ReadOnlyCorpus : public ::testing::TestWithParam<CorpusCase> {};
 
@@ -70,24 +67,16 @@ TEST_P(ReadOnlyCorpus, CommandsLeaveImageUnchanged) {
   EXPECT_EQ(file_state(image).sha256, before.sha256);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Corpus, ReadOnlyCorpus,
-    ::testing::Values(
-        CorpusCase{"dissect-fixed/fixed.vhdx.gz",
-                   "bc0be4623b15aa84216fb31ba24e3b621ec7f1c72d198c990ac0eced222d9f62"},
-        CorpusCase{"dissect-dynamic/dynamic.vhdx.gz",
-                   "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac"},
-        CorpusCase{"coreos-config2-base/config2_base.vhdx.bz2",
-                   "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d"},
-        CorpusCase{"local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2",
-                   "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385"}),
-    [](const auto& info) {
-      std::string name = info.param.file;
-      name = name.substr(0, name.find('/'));
-      for (char& ch : name)
-        if (ch == '-') ch = '_';
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Corpus, ReadOnlyCorpus,
+                         ::testing::ValuesIn(testing::corpus_contents().begin(),
+                                             testing::corpus_contents().end()),
+                         [](const auto& info) {
+                           std::string name = info.param.file;
+                           name = name.substr(0, name.find('/'));
+                           for (char& ch : name)
+                             if (ch == '-') ch = '_';
+                           return name;
+                         });
 
 // The differencing image has no parent here; whatever the commands say, they change nothing.
 TEST(ReadOnly, DifferencingWithoutParentUnchanged) {

@@ -199,26 +199,9 @@ TEST(NbdkitFilter, FourKSectorImageOverFilePlugin) {
   check_patterned_image(4096);
 }
 
-struct CorpusCase {
-  const char* file;
-  const char* content_sha256;
-};
-
-// The content hashes the corpus README lists (the dirty one after its log is replayed).
-const CorpusCase kCorpus[] = {
-    {"dissect-fixed/fixed.vhdx.gz",
-     "bc0be4623b15aa84216fb31ba24e3b621ec7f1c72d198c990ac0eced222d9f62"},
-    {"dissect-dynamic/dynamic.vhdx.gz",
-     "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac"},
-    {"coreos-config2-base/config2_base.vhdx.bz2",
-     "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d"},
-    {"local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2",
-     "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385"},
-};
-
 TEST(NbdkitFilter, CorpusImagesReadTheirContentHashAndStayUnchanged) {
   require_nbd_clients();
-  for (const CorpusCase& c : kCorpus) {
+  for (const testing::CorpusContent& c : testing::corpus_contents()) {
     SCOPED_TRACE(c.file);
     const std::string dir = make_temp_dir();
     const std::string image = corpus_image(c.file);

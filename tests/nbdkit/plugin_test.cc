@@ -194,17 +194,7 @@ TEST_F(NbdkitPlugin, WritesLandAsInARawTwin) {
 // Serving under -r never changes a byte or the mtime of the file: the corpus images, the one
 // whose log needs replay (replayed in memory) included, each read whole with the README's hash.
 TEST_F(NbdkitPlugin, ReadOnlyServingChangesNothing) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"dissect-fixed/fixed.vhdx.gz",
-       "bc0be4623b15aa84216fb31ba24e3b621ec7f1c72d198c990ac0eced222d9f62"},
-      {"dissect-dynamic/dynamic.vhdx.gz",
-       "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac"},
-      {"coreos-config2-base/config2_base.vhdx.bz2",
-       "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d"},
-      {"local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2",
-       "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385"},
-  };
-  for (const auto& [file, sha] : cases) {
+  for (const auto& [file, sha] : testing::corpus_contents()) {
     const std::string image = corpus_image(file);
     const FileState before = file_state(image);
     EXPECT_EQ(served_sha(image, /*read_only=*/true), sha) << file;

@@ -176,4 +176,18 @@ bool have_program(const std::string& name) {
 
 std::string vhdx_cli() { return std::string(VHDX_BINARY_DIR) + "/bin/vhdx"; }
 
+std::span<const CorpusContent> corpus_contents() {
+  static constexpr CorpusContent kContents[] = {
+      {"dissect-fixed/fixed.vhdx.gz",
+       "bc0be4623b15aa84216fb31ba24e3b621ec7f1c72d198c990ac0eced222d9f62"},
+      {"dissect-dynamic/dynamic.vhdx.gz",
+       "8e2b5e9265d694b42b81819e3bff29770eff4ed0f4f9f311693ff3dbdc93efac"},
+      {"coreos-config2-base/config2_base.vhdx.bz2",
+       "afce9cca367ebfa91a673d612bcb6fc32b12a80211207f7a7b1cd3aed3cac19d"},
+      {"local-qemu72-dirtylog/qemu72-pending-bat-log.vhdx.bz2",
+       "db96ec75f924125171513a349d157d70691a484532596aee03f09daf5062d385"},
+  };
+  return kContents;
+}
+
 }  // namespace vhdx::testing

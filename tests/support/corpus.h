@@ -23,6 +23,15 @@ std::string sha256_file(const std::string& path);
 // Whether a program is on PATH (interop tests skip with a message when a peer is missing,
 // except under CI=true, where a missing peer is a failure).
 bool have_program(const std::string& name);
+// A corpus image whose whole virtual disk has a known SHA-256 (the corpus README's; for the
+// image whose log needs replay, the disk after the replay).
+struct CorpusContent {
+  const char* file;  // for corpus_image()
+  const char* content_sha256;
+};
+// The corpus images that read without a parent: fixed, dynamic, config2_base and the dirty-log
+// image.
+std::span<const CorpusContent> corpus_contents();
 // Path of the built CLI (VHDX_BINARY_DIR/bin/vhdx).
 std::string vhdx_cli();
 
