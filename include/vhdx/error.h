@@ -34,6 +34,12 @@ enum class ErrorCode : int {
 // A short lowercase name for the code, e.g. "corrupt".
 const char* error_code_name(ErrorCode code);
 
+class Error;
+// The errno an edge that speaks errno (nbdkit, FUSE) reports for an error: the operating
+// system's own errno for kIo, else ENOSPC, EINVAL (bad argument or range), EROFS, ENOTSUP,
+// EBUSY, and EIO for everything that means the image cannot be trusted.
+int errno_for(const Error& error);
+
 class Error {
  public:
   Error(ErrorCode code, std::string message, int sys_errno = 0)

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -273,6 +274,21 @@ TEST(Error, CodeNames) {
   EXPECT_STREQ(error_code_name(ErrorCode::kInternal), "internal");
   EXPECT_STREQ(error_code_name(ErrorCode::kFailed), "failed");
   EXPECT_STREQ(error_code_name(static_cast<ErrorCode>(99)), "unknown");
+}
+
+// What nbdkit and FUSE hand their clients.
+TEST(Error, ErrnoForEachCode) {
+  EXPECT_EQ(errno_for(Error(ErrorCode::kIo, "read", ENOSPC)), ENOSPC);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kIo, "read")), EIO);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kNoSpace, "")), ENOSPC);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kInvalidArgument, "")), EINVAL);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kOutOfRange, "")), EINVAL);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kReadOnly, "")), EROFS);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kUnsupported, "")), ENOTSUP);
+  EXPECT_EQ(errno_for(Error(ErrorCode::kBusy, "")), EBUSY);
+  for (ErrorCode code : {ErrorCode::kCorrupt, ErrorCode::kNeedsLogReplay, ErrorCode::kNotVhdx,
+                         ErrorCode::kInternal, ErrorCode::kFailed})
+    EXPECT_EQ(errno_for(Error(code, "")), EIO) << error_code_name(code);
 }
 
 Result<int> parse_digit(char c) {

@@ -1,5 +1,6 @@
 #include "vhdx/error.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace vhdx {
@@ -32,6 +33,31 @@ const char* error_code_name(ErrorCode code) {
       return "failed";
   }
   return "unknown";
+}
+
+int errno_for(const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kIo:
+      return error.sys_errno() != 0 ? error.sys_errno() : EIO;
+    case ErrorCode::kNoSpace:
+      return ENOSPC;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kOutOfRange:
+      return EINVAL;
+    case ErrorCode::kReadOnly:
+      return EROFS;
+    case ErrorCode::kUnsupported:
+      return ENOTSUP;
+    case ErrorCode::kBusy:
+      return EBUSY;
+    case ErrorCode::kCorrupt:
+    case ErrorCode::kNeedsLogReplay:
+    case ErrorCode::kNotVhdx:
+    case ErrorCode::kInternal:
+    case ErrorCode::kFailed:
+      return EIO;
+  }
+  return EIO;
 }
 
 std::string Error::to_string() const {

@@ -18,7 +18,9 @@
 // requests on one connection are serialised; connections are independent.
 //
 // Errors: the library's message goes to nbdkit_error (so to nbdkit's log), and the client gets
-// the errno of nbd_errno.h. No exception leaves a callback.
+// vhdx::errno_for's errno, which nbdkit turns into the NBD error the client sees (EROFS and
+// EPERM become NBD_EPERM, ENOSPC NBD_ENOSPC, EINVAL NBD_EINVAL, anything else NBD_EIO; nbdkit
+// 1.32 sends ENOTSUP as NBD_EINVAL except on fast-zero requests). No exception leaves a callback.
 #include <nbdkit-filter.h>
 
 #include <algorithm>
@@ -34,7 +36,6 @@
 #include <utility>
 #include <vector>
 
-#include "nbd_errno.h"
 #include "vhdx/error.h"
 #include "vhdx/file.h"
 #include "vhdx/image.h"
@@ -131,7 +132,7 @@ int report_exception(const char* where) {
 
 int report_error(const vhdx::Error& error) {
   nbdkit_error("vhdx: %s", error.to_string().c_str());
-  return vhdx::nbdkit::nbd_errno_for(error);
+  return vhdx::errno_for(error);
 }
 
 // The image of a prepared connection, or nullptr (with the error logged) before .prepare

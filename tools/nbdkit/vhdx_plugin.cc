@@ -24,7 +24,6 @@
 #include <span>
 #include <string>
 
-#include "nbd_errno.h"
 #include "vhdx/error.h"
 #include "vhdx/image.h"
 #include "vhdx/types.h"
@@ -56,7 +55,7 @@ struct Handle {
 
 int fail(const Error& error, const char* what) {
   nbdkit_error("vhdx: %s: %s", what, error.to_string().c_str());
-  nbdkit_set_error(vhdx::nbdkit::nbd_errno_for(error));
+  nbdkit_set_error(vhdx::errno_for(error));
   return -1;
 }
 
