@@ -10,6 +10,8 @@ packages=(
   libisal-dev libcli11-dev nlohmann-json3-dev libfmt-dev libssl-dev
   # the nbdkit plugin and filter (tools/nbdkit), and the NBD clients their tests drive
   nbdkit nbdkit-plugin-dev libnbd-bin
+  # vhdx-mount (tools/fuse), and what its tests put on the mounted disk
+  libfuse3-dev e2fsprogs mount
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # peers for differential tests, and the tools the tests drive

@@ -15,6 +15,7 @@ declare -A allowed=(
   [src/api]="base io format log image ops api vhdx"
   [tools/vhdx]="vhdx"
   [tools/nbdkit]="vhdx"
+  [tools/fuse]="vhdx"
 )
 # Public leaf headers belong to base/io and may include only each other.
 allowed_public="vhdx/error.h vhdx/guid.h vhdx/file.h vhdx/types.h"
