@@ -62,14 +62,18 @@ rc=${PIPESTATUS[0]}
 set -e
 
 execs=$(grep -a -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+# -fork=N prints no final stats; its status lines ("#N: cov: ...") count every job's runs.
+if [[ -z "$execs" ]]; then
+  execs=$(grep -a -o -E '^#[0-9]+:' "$log" | tail -1 | tr -d '#:' || true)
+fi
 # Coverage from the last status line (DONE, INITED, NEW, REDUCE or pulse), so that a run
 # stopped early reports where it got to.
-last=$(grep -a -E '^#[0-9]+[[:space:]]+[A-Z]+[[:space:]]+cov:' "$log" | tail -1 || true)
+last=$(grep -a -E '^#[0-9]+(:|[[:space:]]+[A-Z]+)[[:space:]]+cov:' "$log" | tail -1 || true)
 cov=$(grep -o 'cov: [0-9]*' <<<"$last" || true)
 ft=$(grep -o 'ft: [0-9]*' <<<"$last" || true)
 echo "$target: ${execs:-?} executions (limit ${seconds}s), ${cov:-cov: ?} edges, ${ft:-ft: ?} features (log: $log)"
 # Stopped with Ctrl-C or SIGINT (libFuzzer exits 72 then): not a finding.
-if [[ $rc -eq 72 ]] && grep -a -q 'libFuzzer: run interrupted' "$log"; then
+if [[ $rc -eq 72 ]] && grep -a -q -E 'libFuzzer: (run|a child was) interrupted' "$log"; then
   echo "$target: interrupted, no finding"
   exit 0
 fi
