@@ -51,10 +51,16 @@ class Error {
   // Human-readable text: outermost context first, e.g. "BAT: entry 17: offset past end of file".
   const std::string& message() const { return message_; }
 
-  // Prepends "context: " to the message; used as errors travel up the layers.
-  Error& add_context(std::string_view context) {
-    message_.insert(0, std::string(context) + ": ");
-    return *this;
+  // Prepends "context: " to the message; used as errors travel up the layers. A context that
+  // names more precisely the structure the message starts with takes that name's place rather
+  // than repeating it: "header 2" on "header: checksum mismatch" gives "header 2: checksum
+  // mismatch", and a context that the message's first name already refines ("BAT" on "BAT
+  // entry 5: ...") or equals adds nothing.
+  Error& add_context(std::string_view context);
+  // The message as add_context(context) would make it, leaving this error as it is.
+  std::string message_with_context(std::string_view context) const {
+    Error copy = *this;
+    return copy.add_context(context).message();
   }
   Error with_context(std::string_view context) && {
     add_context(context);

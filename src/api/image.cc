@@ -62,27 +62,39 @@ Result<std::unique_ptr<Image>> Image::open_file(std::unique_ptr<File> file,
 
 const ImageInfo& Image::info() const { return engine_->info(); }
 
+namespace {
+
+// Errors name the image they come from, as open's do, so that a message read in a log or
+// from a tool working on several files (convert, a chain) says which file is damaged.
+template <typename T>
+Result<T> named(Result<T> result, const image::Engine& engine) {
+  if (result || engine.source_path().empty()) return result;
+  return std::move(result).error().with_context("'" + engine.source_path() + "'");
+}
+
+}  // namespace
+
 Result<void> Image::read(std::uint64_t offset, std::span<std::uint8_t> out) {
-  return engine_->read(offset, out);
+  return named(engine_->read(offset, out), *engine_);
 }
 
 Result<std::vector<Extent>> Image::block_status(std::uint64_t offset, std::uint64_t length) {
-  return engine_->block_status(offset, length);
+  return named(engine_->block_status(offset, length), *engine_);
 }
 
-Result<BlockCounts> Image::count_blocks() { return engine_->count_blocks(); }
+Result<BlockCounts> Image::count_blocks() { return named(engine_->count_blocks(), *engine_); }
 
 Result<void> Image::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  return engine_->write(offset, data);
+  return named(engine_->write(offset, data), *engine_);
 }
 
 Result<void> Image::discard(std::uint64_t offset, std::uint64_t length, bool unmap) {
-  return engine_->discard(offset, length, unmap);
+  return named(engine_->discard(offset, length, unmap), *engine_);
 }
 
-Result<void> Image::flush() { return engine_->flush(); }
+Result<void> Image::flush() { return named(engine_->flush(), *engine_); }
 
-Result<void> Image::close() { return engine_->close(); }
+Result<void> Image::close() { return named(engine_->close(), *engine_); }
 
 Result<bool> probe(const std::string& path) {
   VHDX_ASSIGN_OR_RETURN(std::unique_ptr<File> file,

@@ -260,6 +260,26 @@ TEST(Error, MessageContextAndToString) {
   EXPECT_EQ(io.to_string(), "BAT: cannot read (io-error, No such file or directory)");
 }
 
+TEST(Error, ContextRefinesTheStructureNameItDoesNotRepeatIt) {
+  Error header(ErrorCode::kCorrupt, "header: checksum mismatch");
+  EXPECT_EQ(header.add_context("header 2").message(), "header 2: checksum mismatch");
+  Error same(ErrorCode::kCorrupt, "BAT: entry 3 is bad");
+  EXPECT_EQ(same.add_context("BAT").message(), "BAT: entry 3 is bad");
+  Error precise(ErrorCode::kCorrupt, "BAT entry 5 (payload block 5): past the end");
+  EXPECT_EQ(precise.add_context("BAT").message(), "BAT entry 5 (payload block 5): past the end");
+  // Only a whole leading name is refined, and only by a context that begins with it.
+  Error other(ErrorCode::kCorrupt, "metadata table: bad signature");
+  EXPECT_EQ(other.add_context("metadata region").message(),
+            "metadata region: metadata table: bad signature");
+  Error longer(ErrorCode::kCorrupt, "header: bad");
+  EXPECT_EQ(longer.add_context("headers").message(), "headers: header: bad");
+  // A message starting with a path or a quoted name is left as it is.
+  Error path(ErrorCode::kIo, "'/a/b': cannot open");
+  EXPECT_EQ(path.add_context("'/a/b' x").message(), "'/a/b' x: '/a/b': cannot open");
+  Error no_name(ErrorCode::kIo, "cannot read");
+  EXPECT_EQ(no_name.add_context("cannot").message(), "cannot: cannot read");
+}
+
 TEST(Error, CodeNames) {
   EXPECT_STREQ(error_code_name(ErrorCode::kIo), "io-error");
   EXPECT_STREQ(error_code_name(ErrorCode::kNoSpace), "no-space");

@@ -60,6 +60,40 @@ int errno_for(const Error& error) {
   return EIO;
 }
 
+namespace {
+
+// The structure name a message starts with ("header" in "header: checksum mismatch"), or empty
+// when it does not start with a plain name (letters, digits, spaces, hyphens, parentheses).
+std::string_view leading_name(std::string_view message) {
+  const std::size_t end = message.find(": ");
+  if (end == std::string_view::npos || end == 0) return {};
+  const std::string_view name = message.substr(0, end);
+  for (const char c : name) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == ' ' || c == '-' || c == '(' || c == ')';
+    if (!plain) return {};
+  }
+  return name;
+}
+
+}  // namespace
+
+Error& Error::add_context(std::string_view context) {
+  const std::string_view name = leading_name(message_);
+  auto refines = [](std::string_view precise, std::string_view general) {
+    return precise.size() > general.size() && precise.starts_with(general) &&
+           precise[general.size()] == ' ';
+  };
+  // Already named as precisely ("header 2: ..." under "header") or more.
+  if (!name.empty() && (context == name || refines(name, context))) return *this;
+  if (!name.empty() && refines(context, name)) {
+    message_.replace(0, name.size(), context);
+    return *this;
+  }
+  message_.insert(0, std::string(context) + ": ");
+  return *this;
+}
+
 std::string Error::to_string() const {
   std::string text = message_ + " (" + error_code_name(code_);
   if (sys_errno_ != 0) text += std::string(", ") + std::strerror(sys_errno_);

@@ -124,10 +124,12 @@ Result<HeaderChoice> choose_current_header(const Result<Header>& first,
     return HeaderChoice{i};
   };
   if (!valid[0] && !valid[1]) {
-    return Error(ErrorCode::kCorrupt,
-                 "headers: neither header is valid (header 1: " +
-                     (first ? std::string("valid") : first.error().message()) + "; header 2: " +
-                     (second ? std::string("valid") : second.error().message()) + ")");
+    auto described = [](const Result<Header>& header, const char* name) {
+      return header ? std::string(name) + ": valid" : header.error().message_with_context(name);
+    };
+    return Error(ErrorCode::kCorrupt, "headers: neither header is valid (" +
+                                          described(first, "header 1") + "; " +
+                                          described(second, "header 2") + ")");
   }
   if (valid[0] != valid[1]) return pick(valid[0] ? 0 : 1);
   if (seq[0] != seq[1]) return pick(seq[0] > seq[1] ? 0 : 1);

@@ -240,8 +240,8 @@ TEST(ChooseHeader, RejectsNeitherValidWithBothReasons) {
   s.set(1, b);
   auto c = s.choose();
   EXPECT_FAILS(c, kCorrupt, "headers: neither header is valid");
-  EXPECT_FAILS(c, kCorrupt, "header 1: header: signature is '....', not 'head'");
-  EXPECT_FAILS(c, kCorrupt, "header 2: header: checksum mismatch");
+  EXPECT_FAILS(c, kCorrupt, "header 1: signature is '....', not 'head'");
+  EXPECT_FAILS(c, kCorrupt, "header 2: checksum mismatch");
 }
 
 TEST(ChooseHeader, AcceptsIdenticalHeadersWithEqualSequence) {
@@ -283,7 +283,7 @@ TEST(ChooseHeader, NewerHeaderWithUnsupportedVersionIsTheAnswer) {
   Header v2 = with_sequence(5);
   v2.version = 2;
   s.set(1, encoded(v2));
-  EXPECT_FAILS(s.choose(), kUnsupported, "header 2: header: version 2");
+  EXPECT_FAILS(s.choose(), kUnsupported, "header 2: version 2");
   // When it is the older one, the valid newer header wins.
   s.set(0, encoded(with_sequence(6)));
   auto c = s.choose();
@@ -297,7 +297,7 @@ TEST(ChooseHeader, NewerHeaderWithCorruptFieldIsTheAnswer) {
   bad.log_offset = 12345 * kMiB + 1;
   s.set(0, encoded(bad));
   s.set(1, encoded(with_sequence(7)));
-  EXPECT_FAILS(s.choose(), kCorrupt, "header 1: header: log offset");
+  EXPECT_FAILS(s.choose(), kCorrupt, "header 1: log offset");
 }
 
 }  // namespace

@@ -150,7 +150,7 @@ Result<void> validate_metadata_layout(const MetadataTable& table, std::uint64_t 
 }
 
 Result<FileParameters> decode_file_parameters(std::span<const std::uint8_t> bytes) {
-  constexpr std::string_view kName = "file parameters";
+  constexpr std::string_view kName = "file-parameters item";
   VHDX_TRY(detail::require_size(kName, bytes, 8));
   std::uint32_t block_size = load_le32(bytes, 0);
   std::uint32_t flags = load_le32(bytes, 4);
@@ -175,7 +175,7 @@ void encode_file_parameters(const FileParameters& params, std::span<std::uint8_t
 }
 
 Result<std::uint64_t> decode_virtual_disk_size(std::span<const std::uint8_t> bytes) {
-  VHDX_TRY(detail::require_size("virtual disk size", bytes, 8));
+  VHDX_TRY(detail::require_size("virtual-disk-size item", bytes, 8));
   return load_le64(bytes, 0);
 }
 

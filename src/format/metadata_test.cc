@@ -206,14 +206,16 @@ TEST(FileParameters, GoldenBytesAndRoundTrip) {
 
 TEST(FileParameters, RejectsTruncated) {
   std::uint8_t b[7] = {};
-  EXPECT_FAILS(decode_file_parameters(b), kCorrupt, "file parameters: truncated (7 bytes, need 8)");
+  EXPECT_FAILS(decode_file_parameters(b), kCorrupt,
+               "file-parameters item: truncated (7 bytes, need 8)");
 }
 
 TEST(FileParameters, RejectsBlockSizeNotPowerOfTwo) {
   std::uint8_t b[8];
   encode_file_parameters({3 * 1024 * 1024, false, false}, b);
-  EXPECT_FAILS(decode_file_parameters(b), kCorrupt,
-               "file parameters: block size 0x300000 is not a power of two from 1 MiB to 256 MiB");
+  EXPECT_FAILS(
+      decode_file_parameters(b), kCorrupt,
+      "file-parameters item: block size 0x300000 is not a power of two from 1 MiB to 256 MiB");
 }
 
 TEST(FileParameters, RejectsBlockSizeBelow1MiB) {
@@ -235,7 +237,7 @@ TEST(FileParameters, RejectsReservedFlags) {
   encode_file_parameters({1024 * 1024, true, false}, b);
   b[4] |= 4;
   EXPECT_FAILS(decode_file_parameters(b), kCorrupt,
-               "file parameters: reserved flag bits set (flags 0x5)");
+               "file-parameters item: reserved flag bits set (flags 0x5)");
 }
 
 TEST(VirtualDiskSize, RoundTripAndGolden) {
@@ -246,7 +248,8 @@ TEST(VirtualDiskSize, RoundTripAndGolden) {
   auto v = decode_virtual_disk_size(b);
   ASSERT_TRUE(v) << describe(v);
   EXPECT_EQ(*v, 64 * kTiB);
-  EXPECT_FAILS(decode_virtual_disk_size(std::span(b, 7)), kCorrupt, "virtual disk size: truncated");
+  EXPECT_FAILS(decode_virtual_disk_size(std::span(b, 7)), kCorrupt,
+               "virtual-disk-size item: truncated");
 }
 
 TEST(SectorSize, AcceptsOnly512And4096) {
@@ -504,8 +507,7 @@ TEST(DiskMetadata, RejectsWrongItemLengths) {
 TEST(DiskMetadata, RejectsBadFileParameters) {
   RegionBuilder b = dynamic_region();
   b.find(kFileParametersGuid)->payload = file_parameters(3 * 1024 * 1024, false, false);
-  EXPECT_FAILS(b.decode(), kCorrupt,
-               "metadata: file-parameters item: file parameters: block size 0x300000");
+  EXPECT_FAILS(b.decode(), kCorrupt, "metadata: file-parameters item: block size 0x300000");
 }
 
 TEST(DiskMetadata, RejectsLogicalSectorSize1024AsUnsupported) {
@@ -562,8 +564,7 @@ TEST(DiskMetadata, RejectsBadParentLocator) {
   RegionBuilder b = differencing_region();
   auto& payload = b.find(kParentLocatorGuid)->payload;
   store_le16(payload, 18, 50);  // more entries than the item holds
-  EXPECT_FAILS(b.decode(), kCorrupt,
-               "metadata: parent-locator item: parent locator: key/value count 50");
+  EXPECT_FAILS(b.decode(), kCorrupt, "metadata: parent-locator item: key/value count 50");
 }
 
 TEST(DiskMetadata, RejectsItemOutsideRegion) {

@@ -15,7 +15,7 @@ using detail::hex;
 
 namespace {
 
-constexpr std::string_view kWhat = "parent locator";
+constexpr std::string_view kWhat = "parent-locator item";
 constexpr std::size_t kKeyValueCountAt = 18;
 
 // UTF-16LE for `text`; bytes that are not UTF-8 become U+FFFD (encoders cannot fail, and the

@@ -102,7 +102,7 @@ TEST(ParentLocator, StringsMayBeAnywhereInTheItem) {
 TEST(ParentLocator, RejectsTruncatedHeader) {
   std::vector<std::uint8_t> item(19, 0);
   EXPECT_FAILS(decode_parent_locator(item), kCorrupt,
-               "parent locator: truncated (19 bytes, need 20)");
+               "parent-locator item: truncated (19 bytes, need 20)");
   EXPECT_FAILS(decode_parent_locator_entry(std::span(item).first(11)), kCorrupt,
                "parent locator entry: truncated (11 bytes, need 12)");
 }
@@ -111,29 +111,29 @@ TEST(ParentLocator, RejectsCountBeyondItem) {
   auto item = one_entry(32, 36, 4, 6);
   store_le16(item, 18, 2);  // 20 + 2 * 12 = 44 > 42
   EXPECT_FAILS(decode_parent_locator(item), kCorrupt,
-               "parent locator: key/value count 2 needs 44 bytes but the item has 42");
+               "parent-locator item: key/value count 2 needs 44 bytes but the item has 42");
   store_le16(item, 18, 0xFFFF);
   EXPECT_FAILS(decode_parent_locator(item), kCorrupt, "key/value count 65535 needs 786440 bytes");
 }
 
 TEST(ParentLocator, RejectsZeroKeyOffset) {
   EXPECT_FAILS(decode_parent_locator(one_entry(0, 36, 4, 6)), kCorrupt,
-               "parent locator: entry 0: key offset is 0");
+               "parent-locator item: entry 0: key offset is 0");
 }
 
 TEST(ParentLocator, RejectsZeroValueOffset) {
   EXPECT_FAILS(decode_parent_locator(one_entry(32, 0, 4, 6)), kCorrupt,
-               "parent locator: entry 0: value offset is 0");
+               "parent-locator item: entry 0: value offset is 0");
 }
 
 TEST(ParentLocator, RejectsZeroKeyLength) {
   EXPECT_FAILS(decode_parent_locator(one_entry(32, 36, 0, 6)), kCorrupt,
-               "parent locator: entry 0: key length is 0");
+               "parent-locator item: entry 0: key length is 0");
 }
 
 TEST(ParentLocator, RejectsZeroValueLength) {
   EXPECT_FAILS(decode_parent_locator(one_entry(32, 36, 4, 0)), kCorrupt,
-               "parent locator: entry 0: value length is 0");
+               "parent-locator item: entry 0: value length is 0");
 }
 
 TEST(ParentLocator, RejectsOddLengths) {
@@ -145,7 +145,7 @@ TEST(ParentLocator, RejectsOddLengths) {
 
 TEST(ParentLocator, RejectsKeyPastItem) {
   EXPECT_FAILS(decode_parent_locator(one_entry(40, 36, 4, 6)), kCorrupt,
-               "parent locator: entry 0: key [0x28, +0x4) ends past the item (0x2a bytes)");
+               "parent-locator item: entry 0: key [0x28, +0x4) ends past the item (0x2a bytes)");
 }
 
 TEST(ParentLocator, RejectsValuePastItem) {
@@ -157,7 +157,7 @@ TEST(ParentLocator, RejectsDuplicateKey) {
   ParentLocator l = sample();
   l.entries.push_back({"relative_path", "elsewhere.vhdx"});
   EXPECT_FAILS(decode_parent_locator(encode_parent_locator(l)), kCorrupt,
-               "parent locator: entry 3: key 'relative_path' repeats entry 1");
+               "parent-locator item: entry 3: key 'relative_path' repeats entry 1");
   // Case differs: distinct keys.
   l.entries.back().first = "Relative_Path";
   EXPECT_TRUE(decode_parent_locator(encode_parent_locator(l)));

@@ -216,8 +216,9 @@ Result<void> Engine::read_region_tables() {
   }
   int used = tables[0] ? 0 : 1;
   if (!tables[used])
-    return corrupt("region tables: both copies are invalid (table 1: " +
-                   tables[0].error().message() + "; table 2: " + tables[1].error().message() + ")");
+    return corrupt("region tables: both copies are invalid (" +
+                   tables[0].error().message_with_context("region table 1") + "; " +
+                   tables[1].error().message_with_context("region table 2") + ")");
   info_.region_table_used = used;
   const format::RegionTable& table = *tables[used];
   const std::string table_name = "region table " + num(used + 1);

@@ -86,13 +86,13 @@ Result<void> check_header_section(File& file, std::uint64_t file_size, CheckRepo
     // of a new image) leaves. The other header is current and correct, and the next update
     // writes this slot, so the image is sound: a warning, not a corruption.
     const int bad = headers[0] ? 1 : 0;
-    report.warnings.push_back("header " + to_string(bad + 1) + ": " +
-                              headers[bad].error().message() + " (torn or damaged; header " +
-                              to_string(2 - bad) +
-                              " is current and the next update of the image rewrites this one)");
+    report.warnings.push_back(
+        headers[bad].error().message_with_context("header " + to_string(bad + 1)) +
+        " (torn or damaged; header " + to_string(2 - bad) +
+        " is current and the next update of the image rewrites this one)");
   } else {
     for (int i = 0; i < 2; ++i)
-      report.add_corruption("header " + to_string(i + 1) + ": " + headers[i].error().message());
+      report.add_corruption(headers[i].error().message_with_context("header " + to_string(i + 1)));
   }
   Result<format::RegionTable> tables[2] = {Error(ErrorCode::kInternal, "not read"),
                                            Error(ErrorCode::kInternal, "not read")};
@@ -102,8 +102,8 @@ Result<void> check_header_section(File& file, std::uint64_t file_size, CheckRepo
   }
   for (int i = 0; i < 2; ++i) {
     if (!tables[i] && tables[1 - i])
-      report.add_corruption("region table " + to_string(i + 1) + ": " +
-                            tables[i].error().message());
+      report.add_corruption(
+          tables[i].error().message_with_context("region table " + to_string(i + 1)));
   }
   if (tables[0] && tables[1] && !same_table(*tables[0], *tables[1]))
     report.add_corruption("region tables: the two copies differ");
@@ -200,7 +200,7 @@ class BatChecker {
     auto mapping = engine_.lookup_block(block);
     if (!mapping) {
       if (mapping.error().code() != ErrorCode::kCorrupt) return std::move(mapping).error();
-      report_.add_corruption("BAT: " + mapping.error().message());
+      report_.add_corruption(mapping.error().message_with_context("BAT"));
       return ok();
     }
     const auto state = static_cast<format::PayloadState>(mapping->state);

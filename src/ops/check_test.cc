@@ -121,7 +121,7 @@ TEST(CheckTest, EntryPastTheEndOfTheFile) {
   CheckReport r = check_bytes(bytes);
   EXPECT_EQ(r.corruption_count, 1u) << all(r);
   EXPECT_TRUE(mentions(r, "extends past the end of the file")) << all(r);
-  EXPECT_TRUE(mentions(r, "BAT: ")) << all(r);
+  EXPECT_TRUE(mentions(r, "BAT entry 5 (payload block 5): ")) << all(r);
 }
 
 TEST(CheckTest, EntryIntoTheHeaderSectionOrMetadata) {
@@ -162,7 +162,7 @@ TEST(CheckTest, TornHeaderAndDamagedRegionTableCopy) {
   // warning, not a corruption.
   EXPECT_EQ(r.corruption_count, 0u) << all(r);
   ASSERT_EQ(r.warnings.size(), 1u) << all(r);
-  EXPECT_EQ(r.warnings[0].rfind("header 2: header: checksum mismatch", 0), 0u) << r.warnings[0];
+  EXPECT_EQ(r.warnings[0].rfind("header 2: checksum mismatch", 0), 0u) << r.warnings[0];
   EXPECT_NE(r.warnings[0].find("header 1 is current"), std::string::npos) << r.warnings[0];
 
   bytes = d.t.bytes_view();
@@ -297,7 +297,7 @@ TEST(CheckTest, DamageThatOnlyTheReplayedImageHasIsReported) {
   CheckReport r = check_bytes(dirty_image(d, 6, 64 * kMiB, 7 * kMiB));
   EXPECT_TRUE(r.log.replayed);
   EXPECT_EQ(r.corruption_count, 1u) << all(r);
-  EXPECT_TRUE(mentions(r, "BAT: ")) << all(r);
+  EXPECT_TRUE(mentions(r, "BAT entry 6 (payload block 6): ")) << all(r);
   EXPECT_TRUE(mentions(r, "extends past the end of the file")) << all(r);
 }
 
@@ -343,8 +343,8 @@ TEST(CheckTest, LogRegionOutOfPlace) {
   const Case cases[] = {
       {6 * kMiB, 4 * kMiB, 1,
        "log (offset 6291456, length 4194304): extends past the end of the file (7340032 bytes)"},
-      {0, kMiB, 2, "header 2: header: log offset 0x0 lies inside the header section (below 1 MiB)"},
-      {kMiB + 4096, kMiB, 2, "header 1: header: log offset 0x101000 is not a multiple of 1 MiB"},
+      {0, kMiB, 2, "header 2: log offset 0x0 lies inside the header section (below 1 MiB)"},
+      {kMiB + 4096, kMiB, 2, "header 1: log offset 0x101000 is not a multiple of 1 MiB"},
       {image::testing::kMetadataOffset, kMiB, 1,
        "region table 1: region metadata (offset 2097152, length 1048576): overlaps the log"},
       {image::testing::kBatOffset - kMiB / 2 * 2, 2 * kMiB, 1,

@@ -389,7 +389,8 @@ TEST_F(QemuImageTest, InfoShowsWhatItCanOfADamagedBat) {
   EXPECT_TRUE(j["blocks"].is_null());
   EXPECT_NE(j["blocks-unavailable"].get<std::string>().find("BAT entry 5"), std::string::npos)
       << r.out;
-  EXPECT_EQ(r.err.rfind("vhdx: BAT entry 5", 0), 0u) << r.err;
+  // The message names the file, as open errors do.
+  EXPECT_EQ(r.err.rfind("vhdx: '" + image_ + "': BAT entry 5", 0), 0u) << r.err;
   EXPECT_TRUE(r.err.ends_with("(corrupt)\n")) << r.err;
   CliRun map = run_vhdx("map --output=json " + shell_quote(image_));
   EXPECT_EQ(map.status, 1);
