@@ -1,6 +1,7 @@
 #include "ops/check.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,12 @@ namespace {
 
 using format::kMiB;
 using std::to_string;
+
+std::string hex(std::uint64_t v) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
+  return text;
+}
 
 // BAT bytes read per step of the pass over the table.
 constexpr std::uint64_t kBatStep = kMiB;
@@ -221,16 +228,17 @@ class BatChecker {
 
   void check_bitmap_entry(std::uint64_t index, std::uint64_t chunk, std::uint64_t raw) {
     const format::BatEntry entry = format::decode_bat_entry(raw);
+    // Worded as the engine words the same faults (Engine::validate_entry).
     const std::string what =
-        "BAT: entry " + to_string(index) + " (sector bitmap of chunk " + to_string(chunk) + ")";
+        "BAT entry " + to_string(index) + " (sector bitmap of chunk " + to_string(chunk) + ")";
     if (entry.reserved_bits_set) {
-      report_.add_corruption(what + ": reserved bits are set");
+      report_.add_corruption(what + ": reserved bits are set (raw entry " + hex(raw) + ")");
       return;
     }
     if (!format::is_valid_bitmap_state(entry.state, engine_.has_parent())) {
-      report_.add_corruption(what + ": state " + to_string(entry.state) +
-                             " is not valid for an image " +
-                             (engine_.has_parent() ? "with" : "without") + " a parent");
+      report_.add_corruption(
+          what + ": state " + to_string(entry.state) + " is not a valid sector bitmap state for " +
+          (engine_.has_parent() ? "a differencing image" : "an image without a parent"));
       return;
     }
     if (entry.state != static_cast<std::uint8_t>(format::BitmapState::kPresent)) {
@@ -242,14 +250,15 @@ class BatChecker {
     }
     const std::uint64_t offset = entry.file_offset;
     if (offset < format::kHeaderSectionSize) {
-      report_.add_corruption(what + ": offset " + to_string(offset) +
+      report_.add_corruption(what + ": block at file offset " + to_string(offset) +
                              " lies in the header section");
       return;
     }
     if (offset > info_.file_size || info_.file_size - offset < format::kSectorBitmapBlockSize) {
-      report_.add_corruption(what + ": block at " + to_string(offset) +
-                             " extends past the end of the file (" + to_string(info_.file_size) +
-                             " bytes)");
+      report_.add_corruption(what + ": block at file offset " + to_string(offset) + " (" +
+                             to_string(format::kSectorBitmapBlockSize) +
+                             " bytes) extends past the end of the file (" +
+                             to_string(info_.file_size) + " bytes)");
       return;
     }
     objects_.push_back({offset, format::kSectorBitmapBlockSize, 4, chunk});
