@@ -8,6 +8,7 @@
 #include "base/checked_math.h"
 #include "base/crc32c.h"
 #include "base/endian.h"
+#include "base/text.h"
 #include "base/utf16.h"
 #include "vhdx/error.h"
 #include "vhdx/guid.h"
@@ -198,6 +199,12 @@ std::vector<std::uint8_t> units(std::initializer_list<std::uint16_t> list) {
     out.push_back(static_cast<std::uint8_t>(u >> 8));
   }
   return out;
+}
+
+TEST(Text, HexIsLowercaseUnpaddedWithPrefix) {
+  EXPECT_EQ(hex(0), "0x0");
+  EXPECT_EQ(hex(0x1F400), "0x1f400");
+  EXPECT_EQ(hex(UINT64_MAX), "0xffffffffffffffff");
 }
 
 TEST(Utf16, EncodesAsciiTwoThreeAndFourByteCharacters) {

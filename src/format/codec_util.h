@@ -3,22 +3,18 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "base/text.h"
 #include "vhdx/error.h"
 #include "vhdx/guid.h"
 
 namespace vhdx::format::detail {
 
-inline std::string hex(std::uint64_t v) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
-  return text;
-}
+using vhdx::hex;
 
 inline std::string dec(std::uint64_t v) { return std::to_string(v); }
 

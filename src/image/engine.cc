@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "base/checked_math.h"
 #include "base/endian.h"
+#include "base/text.h"
 #include "format/constants.h"
 #include "format/file_identifier.h"
 #include "format/header.h"
@@ -26,12 +26,6 @@ using format::kMiB;
 constexpr std::uint64_t kMaxMetadataRead = 32 * kMiB;
 // count_blocks streams the BAT in pieces this large.
 constexpr std::uint64_t kScanBytes = 64 * 1024;
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string num(std::uint64_t v) { return std::to_string(v); }
 

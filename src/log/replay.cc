@@ -1,11 +1,11 @@
 #include "log/replay.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "base/checked_math.h"
+#include "base/text.h"
 #include "format/constants.h"
 
 namespace vhdx::log {
@@ -16,12 +16,6 @@ namespace {
 constexpr std::uint64_t kProtectedEnd = format::kRegionTableOffsets[0];
 // Zeros are written in pieces of this size.
 constexpr std::size_t kZeroPiece = 1024 * 1024;
-
-std::string hex(std::uint64_t v) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
-  return text;
-}
 
 Error corrupt(const std::string& reason) { return Error(ErrorCode::kCorrupt, "log: " + reason); }
 

@@ -10,6 +10,7 @@
 #include "base/checked_math.h"
 #include "base/crc32c.h"
 #include "base/endian.h"
+#include "base/text.h"
 #include "format/constants.h"
 
 namespace vhdx::log {
@@ -35,12 +36,6 @@ constexpr std::size_t kDescZeroLengthAt = 8;
 constexpr std::size_t kSectorSequenceHighAt = 4;
 constexpr std::size_t kSectorSequenceLowAt = 4092;
 constexpr std::size_t kChecksumAt = 4;
-
-std::string hex(std::uint64_t v) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
-  return text;
-}
 
 Error corrupt(const std::string& reason) { return Error(ErrorCode::kCorrupt, "log: " + reason); }
 

@@ -8,6 +8,7 @@
 
 #include "base/checked_math.h"
 #include "base/endian.h"
+#include "base/text.h"
 #include "format/bat.h"
 #include "format/constants.h"
 #include "format/header.h"
@@ -25,12 +26,6 @@ namespace {
 
 using format::kMiB;
 using std::to_string;
-
-std::string hex(std::uint64_t v) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
-  return text;
-}
 
 // BAT bytes read per step of the pass over the table.
 constexpr std::uint64_t kBatStep = kMiB;
