@@ -1,6 +1,9 @@
 #include "vhdx/guid.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <random>
 
@@ -47,11 +50,22 @@ std::optional<Guid> Guid::parse(std::string_view text) {
 }
 
 Guid Guid::random() {
-  std::random_device entropy;  // /dev/urandom on Linux
   Guid g;
-  for (std::size_t i = 0; i < 16; i += 4) {
-    std::uint32_t word = entropy();
-    for (int k = 0; k < 4; ++k) g.bytes_[i + k] = static_cast<std::uint8_t>(word >> (8 * k));
+  // getrandom(2) draws from the kernel's pool in one system call; std::random_device opens
+  // and closes /dev/urandom on every construction (a GUID is made on every open for writing).
+  std::size_t filled = 0;
+  while (filled < g.bytes_.size()) {
+    const ssize_t n = getrandom(g.bytes_.data() + filled, g.bytes_.size() - filled, 0);
+    if (n > 0) {
+      filled += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      break;  // no getrandom (a very old kernel or a sandbox): fall back below
+    }
+  }
+  if (filled < g.bytes_.size()) {
+    std::random_device entropy;
+    for (std::size_t i = 0; i < g.bytes_.size(); ++i)
+      g.bytes_[i] = static_cast<std::uint8_t>(entropy());
   }
   g.bytes_[7] = static_cast<std::uint8_t>((g.bytes_[7] & 0x0F) | 0x40);  // version 4
   g.bytes_[8] = static_cast<std::uint8_t>((g.bytes_[8] & 0x3F) | 0x80);  // RFC 4122 variant

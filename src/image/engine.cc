@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "base/checked_math.h"
@@ -24,6 +25,9 @@ using format::kMiB;
 // The metadata region read at open is at most this long (a normal one is 1 MiB); items further
 // in are refused rather than read, so a hostile region length cannot exhaust memory.
 constexpr std::uint64_t kMaxMetadataRead = 32 * kMiB;
+// Room past the 64 KiB metadata table allocated with it for the items, which usually follow
+// the table and take a few hundred bytes.
+constexpr std::size_t kItemsRoom = 4096;
 // count_blocks streams the BAT in pieces this large.
 constexpr std::uint64_t kScanBytes = 64 * 1024;
 
@@ -201,10 +205,14 @@ Result<void> Engine::check_log_bounds() {
 }
 
 Result<void> Engine::read_region_tables() {
-  std::vector<std::uint8_t> bytes(format::kRegionTableSize);
+  // Not zero-filled: the read overwrites every byte.
+  const auto buffer = std::make_unique_for_overwrite<std::uint8_t[]>(format::kRegionTableSize);
+  const std::span<std::uint8_t> bytes(buffer.get(), format::kRegionTableSize);
   Result<format::RegionTable> tables[2] = {Error(ErrorCode::kInternal, "not read"),
                                            Error(ErrorCode::kInternal, "not read")};
-  for (int i = 0; i < 2; ++i) {
+  // The second copy is read only when the first is invalid: it is the fallback, and the two
+  // differing is check's business.
+  for (int i = 0; i < 2 && (i == 0 || !tables[0]); ++i) {
     VHDX_TRY(file_->read_at(format::kRegionTableOffsets[i], bytes));
     tables[i] = format::decode_region_table(bytes);
   }
@@ -261,11 +269,15 @@ Result<void> Engine::read_metadata() {
     return corrupt("metadata region: length " + num(region_length) +
                    " is shorter than the 64 KiB table");
   // The table first; the items only as far as they reach (below), so an open reads kilobytes.
-  std::vector<std::uint8_t> region(format::kMetadataTableSize);
-  VHDX_TRY(file_->read_at(metadata_region_.offset, region));
+  // Not zero-filled (reads overwrite every byte used), with room for the items that usually
+  // follow the table, so that most opens allocate once.
+  const std::size_t capacity = format::kMetadataTableSize + kItemsRoom;
+  auto buffer = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+  VHDX_TRY(
+      file_->read_at(metadata_region_.offset, std::span(buffer.get(), format::kMetadataTableSize)));
 
   auto table = format::decode_metadata_table(
-      std::span<const std::uint8_t>(region).first(format::kMetadataTableSize));
+      std::span<const std::uint8_t>(buffer.get(), format::kMetadataTableSize));
   if (!table) return std::move(table).error().with_context("metadata region");
   if (auto r = format::validate_metadata_layout(*table, region_length); !r)
     return std::move(r).error().with_context("metadata region");
@@ -278,13 +290,16 @@ Result<void> Engine::read_metadata() {
     return Error(ErrorCode::kUnsupported,
                  "metadata region: items reach " + num(needed) +
                      " bytes into the region; this library reads at most " + num(kMaxMetadataRead));
-  if (needed > region.size()) {
-    const std::uint64_t have = region.size();
-    region.reserve(needed);  // exactly: a resize alone would double the 64 KiB
-    region.resize(needed);
-    VHDX_TRY(file_->read_at(metadata_region_.offset + have,
-                            std::span<std::uint8_t>(region).subspan(have)));
+  if (needed > capacity) {
+    auto grown = std::make_unique_for_overwrite<std::uint8_t[]>(needed);
+    std::memcpy(grown.get(), buffer.get(), format::kMetadataTableSize);
+    buffer = std::move(grown);
   }
+  const std::span<const std::uint8_t> region(buffer.get(), static_cast<std::size_t>(needed));
+  if (needed > format::kMetadataTableSize)
+    VHDX_TRY(file_->read_at(
+        metadata_region_.offset + format::kMetadataTableSize,
+        std::span(buffer.get() + format::kMetadataTableSize, needed - format::kMetadataTableSize)));
 
   for (const auto& e : table->entries) {
     MetadataItemInfo item;

@@ -463,6 +463,18 @@ TEST(Engine, SecondRegionTableIsTheFallback) {
   expect_error(t.open(), ErrorCode::kCorrupt, "both copies are invalid");
 }
 
+// The second copy is the fallback only: with the first valid, a damaged second copy changes
+// nothing about the open (check reports it; see ops/check_test.cc).
+TEST(Engine, ValidFirstRegionTableIgnoresTheSecond) {
+  TestImage t = mixed_image();
+  std::fill_n(t.bytes().begin() + format::kRegionTableOffsets[1], 4096, std::uint8_t{0xA5});
+  auto engine = t.open_ok();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->info().region_table_used, 0);
+  const auto disk = t.expected_disk();
+  EXPECT_EQ(read_range(*engine, 0, disk.size()), disk);
+}
+
 // A log GUID with no entry under it (a crash right after a session's first header update): no
 // update was made in place, so a read-only open serves the file as it is and reports the log.
 TEST(Engine, DirtyLogWithoutEntriesReadsAsIs) {
@@ -501,6 +513,28 @@ TEST(Engine, BatRegionTooSmallNamesBothNumbers) {
   auto r = t.open();
   expect_error(r, ErrorCode::kCorrupt, "131072 entries");
   expect_error(r, ErrorCode::kCorrupt, std::to_string(204800 + 49));
+}
+
+// Items may lie anywhere in the metadata region, not only right after the table: the open reads
+// as far as the furthest one reaches.
+TEST(Engine, MetadataItemsFarPastTheTable) {
+  TestImage t = mixed_image();
+  auto region = std::span(t.bytes()).subspan(kMetadataOffset, kMiB);
+  auto table = format::decode_metadata_table(region.first(format::kMetadataTableSize));
+  ASSERT_TRUE(table) << table.error().to_string();
+  constexpr std::uint32_t kMoveBy = 512 * 1024;
+  for (auto& e : table->entries) {
+    std::copy_n(region.begin() + e.offset, e.length, region.begin() + e.offset + kMoveBy);
+    std::fill_n(region.begin() + e.offset, e.length, std::uint8_t{0});
+    e.offset += kMoveBy;
+  }
+  format::encode_metadata_table(*table, region.first(format::kMetadataTableSize));
+  auto engine = t.open_ok();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->info().virtual_size, t.expected_disk().size());
+  EXPECT_EQ(engine->info().metadata_items.front().offset, table->entries.front().offset);
+  const auto disk = t.expected_disk();
+  EXPECT_EQ(read_range(*engine, 0, disk.size()), disk);
 }
 
 TEST(Engine, RegionPastTheEndOfTheFile) {
