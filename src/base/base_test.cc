@@ -274,7 +274,15 @@ TEST(Error, ContextRefinesTheStructureNameItDoesNotRepeatIt) {
   EXPECT_EQ(same.add_context("BAT").message(), "BAT: entry 3 is bad");
   Error precise(ErrorCode::kCorrupt, "BAT entry 5 (payload block 5): past the end");
   EXPECT_EQ(precise.add_context("BAT").message(), "BAT entry 5 (payload block 5): past the end");
-  // Only a whole leading name is refined, and only by a context that begins with it.
+  // A qualifier before the name refines it too.
+  Error item(ErrorCode::kUnsupported, "sector-size item: 1024 is not supported");
+  EXPECT_EQ(item.add_context("logical-sector-size item").message(),
+            "logical-sector-size item: 1024 is not supported");
+  Error table(ErrorCode::kCorrupt, "table: bad");
+  EXPECT_EQ(table.add_context("region table").message(), "region table: bad");
+  Error glued(ErrorCode::kCorrupt, "table: bad");
+  EXPECT_EQ(glued.add_context("subtable").message(), "subtable: table: bad");
+  // Only a whole leading name is refined, and only by a context that contains it whole.
   Error other(ErrorCode::kCorrupt, "metadata table: bad signature");
   EXPECT_EQ(other.add_context("metadata region").message(),
             "metadata region: metadata table: bad signature");

@@ -80,9 +80,12 @@ std::string_view leading_name(std::string_view message) {
 
 Error& Error::add_context(std::string_view context) {
   const std::string_view name = leading_name(message_);
+  // "header 2" refines "header"; "logical-sector-size item" refines "sector-size item".
   auto refines = [](std::string_view precise, std::string_view general) {
-    return precise.size() > general.size() && precise.starts_with(general) &&
-           precise[general.size()] == ' ';
+    if (precise.size() <= general.size()) return false;
+    if (precise.starts_with(general) && precise[general.size()] == ' ') return true;
+    const char before = precise[precise.size() - general.size() - 1];
+    return precise.ends_with(general) && (before == ' ' || before == '-');
   };
   // Already named as precisely ("header 2: ..." under "header") or more.
   if (!name.empty() && (context == name || refines(name, context))) return *this;

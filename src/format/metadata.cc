@@ -185,10 +185,10 @@ void encode_virtual_disk_size(std::uint64_t size, std::span<std::uint8_t> out) {
 }
 
 Result<std::uint32_t> decode_sector_size(std::span<const std::uint8_t> bytes) {
-  VHDX_TRY(detail::require_size("sector size", bytes, 4));
+  VHDX_TRY(detail::require_size("sector-size item", bytes, 4));
   std::uint32_t size = load_le32(bytes, 0);
   if (size != 512 && size != 4096)
-    return detail::unsupported("sector size",
+    return detail::unsupported("sector-size item",
                                std::to_string(size) + " is not supported (only 512 and 4096)");
   return size;
 }

@@ -264,10 +264,10 @@ TEST(SectorSize, AcceptsOnly512And4096) {
   EXPECT_EQ(std::vector<std::uint8_t>(b, b + 4), (std::vector<std::uint8_t>{0, 0x10, 0, 0}));
   encode_sector_size(1024, b);
   EXPECT_FAILS(decode_sector_size(b), kUnsupported,
-               "sector size: 1024 is not supported (only 512 and 4096)");
+               "sector-size item: 1024 is not supported (only 512 and 4096)");
   encode_sector_size(0, b);
-  EXPECT_FAILS(decode_sector_size(b), kUnsupported, "sector size: 0 is not supported");
-  EXPECT_FAILS(decode_sector_size(std::span(b, 3)), kCorrupt, "sector size: truncated");
+  EXPECT_FAILS(decode_sector_size(b), kUnsupported, "sector-size item: 0 is not supported");
+  EXPECT_FAILS(decode_sector_size(std::span(b, 3)), kCorrupt, "sector-size item: truncated");
 }
 
 TEST(VirtualDiskId, AcceptsSixteenOrMoreBytes) {
@@ -514,14 +514,14 @@ TEST(DiskMetadata, RejectsLogicalSectorSize1024AsUnsupported) {
   RegionBuilder b = dynamic_region();
   b.find(kLogicalSectorSizeGuid)->payload = u32_bytes(1024);
   EXPECT_FAILS(b.decode(), kUnsupported,
-               "metadata: logical-sector-size item: sector size: 1024 is not supported");
+               "metadata: logical-sector-size item: 1024 is not supported");
 }
 
 TEST(DiskMetadata, RejectsPhysicalSectorSize1024AsUnsupported) {
   RegionBuilder b = dynamic_region();
   b.find(kPhysicalSectorSizeGuid)->payload = u32_bytes(1024);
   EXPECT_FAILS(b.decode(), kUnsupported,
-               "metadata: physical-sector-size item: sector size: 1024 is not supported");
+               "metadata: physical-sector-size item: 1024 is not supported");
 }
 
 TEST(DiskMetadata, RejectsZeroVirtualSize) {
