@@ -387,8 +387,8 @@ TEST_F(QemuImageTest, InfoShowsWhatItCanOfADamagedBat) {
   json j = json::parse(r.out);
   EXPECT_EQ(j["virtual-size"], 64 * kMiB);
   EXPECT_TRUE(j["blocks"].is_null());
-  EXPECT_NE(j["blocks-unavailable"].get<std::string>().find("BAT entry 5"), std::string::npos)
-      << r.out;
+  // Under this image's own name the reason does not repeat it; the error on stderr does.
+  EXPECT_EQ(j["blocks-unavailable"].get<std::string>().rfind("BAT entry 5", 0), 0u) << r.out;
   // The message names the file, as open errors do.
   EXPECT_EQ(r.err.rfind("vhdx: '" + image_ + "': BAT entry 5", 0), 0u) << r.err;
   EXPECT_TRUE(r.err.ends_with("(corrupt)\n")) << r.err;

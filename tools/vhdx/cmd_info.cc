@@ -29,6 +29,12 @@ int run_info(const InfoOptions& options) {
   if (!image) return report_error(image.error());
   const ImageInfo& info = (*image)->info();
 
+  // The reason is shown under this image's own name, so it need not name the image again.
+  auto about_this_image = [&](std::string message) {
+    const std::string prefix = "'" + options.image + "': ";
+    if (message.starts_with(prefix)) message.erase(0, prefix.size());
+    return message;
+  };
   BlockCountsOrReason blocks;
   std::optional<Error> count_error;
   // A dirty log is replayed in memory by the read-only open, so the counts are those after
@@ -36,9 +42,9 @@ int run_info(const InfoOptions& options) {
   if (auto counts = (*image)->count_blocks(); counts) {
     blocks.counts = *counts;
   } else if (counts.error().code() == ErrorCode::kNeedsLogReplay) {
-    blocks.unavailable_reason = counts.error().message();
+    blocks.unavailable_reason = about_this_image(counts.error().message());
   } else {
-    blocks.unavailable_reason = counts.error().to_string();
+    blocks.unavailable_reason = about_this_image(counts.error().to_string());
     count_error = std::move(counts).error();
   }
 
