@@ -79,21 +79,23 @@ Result<MetadataTable> decode_metadata_table(std::span<const std::uint8_t> bytes)
     VHDX_ASSIGN_OR_RETURN(MetadataEntry e, decode_metadata_entry(bytes.subspan(
                                                kMetadataTableHeaderSize + i * kMetadataEntrySize,
                                                kMetadataEntrySize)));
-    const std::string label = item_label(i, e);
+    // Built only for an error message: every open decodes this table.
+    const auto label = [&] { return item_label(i, e); };
     if (e.is_user && ++user_entries > kMaxUserMetadataEntries)
-      return corrupt(kWhat, label + ": more than " + std::to_string(kMaxUserMetadataEntries) +
+      return corrupt(kWhat, label() + ": more than " + std::to_string(kMaxUserMetadataEntries) +
                                 " user entries");
     if (e.length > kMaxMetadataItemLength)
-      return corrupt(kWhat, label + ": length " + hex(e.length) + " exceeds 1 MiB");
+      return corrupt(kWhat, label() + ": length " + hex(e.length) + " exceeds 1 MiB");
     if (e.length == 0 && e.offset != 0)
       return corrupt(kWhat,
-                     label + ": length is 0 but offset is " + hex(e.offset) + " (must be 0)");
+                     label() + ": length is 0 but offset is " + hex(e.offset) + " (must be 0)");
     if (e.length != 0 && e.offset < kMetadataTableSize)
-      return corrupt(kWhat, label + ": offset " + hex(e.offset) + " lies inside the 64 KiB table");
+      return corrupt(kWhat,
+                     label() + ": offset " + hex(e.offset) + " lies inside the 64 KiB table");
     for (std::size_t j = 0; j < table.entries.size(); ++j) {
       const MetadataEntry& other = table.entries[j];
       if (other.item_id == e.item_id && other.is_user == e.is_user)
-        return corrupt(kWhat, label + ": repeats entry " + std::to_string(j));
+        return corrupt(kWhat, label() + ": repeats entry " + std::to_string(j));
     }
     table.entries.push_back(e);
   }
@@ -229,12 +231,12 @@ Result<DiskMetadata> decode_disk_metadata(const MetadataTable& table,
   std::span<const std::uint8_t> payload[5];
   for (int k = 0; k < 5; ++k) {
     const Guid& id = *kSystemIds[k];
-    const std::string name = std::string(metadata_item_name(id)) + " item";
+    const auto name = [&] { return std::string(metadata_item_name(id)) + " item"; };
     if (found[k] == nullptr)
-      return corrupt(kItems, "missing " + name + " (" + id.to_string() + ")");
+      return corrupt(kItems, "missing " + name() + " (" + id.to_string() + ")");
     const MetadataEntry& e = *found[k];
     if (kExact[k] ? e.length != kMinLength[k] : e.length < kMinLength[k])
-      return corrupt(kItems, name + ": length " + std::to_string(e.length) +
+      return corrupt(kItems, name() + ": length " + std::to_string(e.length) +
                                  (kExact[k] ? ", expected " : ", need at least ") +
                                  std::to_string(kMinLength[k]));
     payload[k] = region.subspan(e.offset, e.length);

@@ -56,26 +56,27 @@ Result<RegionTable> decode_region_table(std::span<const std::uint8_t> bytes) {
     e.file_offset = load_le64(bytes, at + 16);
     e.length = load_le32(bytes, at + 24);
     e.required = (load_le32(bytes, at + 28) & 1u) != 0;
-    const std::string label = entry_label(i, e.guid);
+    // Built only for an error message: every open decodes this table.
+    const auto label = [&] { return entry_label(i, e.guid); };
     if (!is_aligned(e.file_offset, kObjectAlignment))
-      return corrupt(kWhat,
-                     label + ": file offset " + hex(e.file_offset) + " is not a multiple of 1 MiB");
+      return corrupt(
+          kWhat, label() + ": file offset " + hex(e.file_offset) + " is not a multiple of 1 MiB");
     if (e.file_offset < kHeaderSectionSize)
-      return corrupt(kWhat, label + ": file offset " + hex(e.file_offset) +
+      return corrupt(kWhat, label() + ": file offset " + hex(e.file_offset) +
                                 " lies inside the header section (below 1 MiB)");
-    if (e.length == 0) return corrupt(kWhat, label + ": length is 0");
+    if (e.length == 0) return corrupt(kWhat, label() + ": length is 0");
     if (!is_aligned(e.length, kObjectAlignment))
-      return corrupt(kWhat, label + ": length " + hex(e.length) + " is not a multiple of 1 MiB");
+      return corrupt(kWhat, label() + ": length " + hex(e.length) + " is not a multiple of 1 MiB");
     if (!checked_add(e.file_offset, e.length))
-      return corrupt(kWhat, label + ": file offset " + hex(e.file_offset) + " + length " +
+      return corrupt(kWhat, label() + ": file offset " + hex(e.file_offset) + " + length " +
                                 hex(e.length) + " overflows");
     for (std::size_t j = 0; j < table.entries.size(); ++j) {
       const RegionEntry& other = table.entries[j];
       if (other.guid == e.guid)
-        return corrupt(
-            kWhat, label + ": GUID " + e.guid.to_string() + " repeats entry " + std::to_string(j));
+        return corrupt(kWhat, label() + ": GUID " + e.guid.to_string() + " repeats entry " +
+                                  std::to_string(j));
       if (ranges_overlap(e.file_offset, e.length, other.file_offset, other.length))
-        return corrupt(kWhat, label + ": [" + hex(e.file_offset) + ", +" + hex(e.length) +
+        return corrupt(kWhat, label() + ": [" + hex(e.file_offset) + ", +" + hex(e.length) +
                                   ") overlaps " + entry_label(j, other.guid) + " [" +
                                   hex(other.file_offset) + ", +" + hex(other.length) + ")");
     }

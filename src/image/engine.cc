@@ -236,22 +236,24 @@ Result<void> Engine::read_region_tables() {
     region.required = entry.required;
     info_.regions.push_back(region);
 
-    const std::string what = table_name + ": region " + region.name + " (" +
-                             range_text(entry.file_offset, entry.length) + ")";
+    const auto what = [&] {
+      return table_name + ": region " + region.name + " (" +
+             range_text(entry.file_offset, entry.length) + ")";
+    };
     if (entry.file_offset < format::kHeaderSectionSize)
-      return corrupt(what + ": overlaps the header section");
+      return corrupt(what() + ": overlaps the header section");
     if (!is_aligned(entry.file_offset, format::kObjectAlignment) ||
         !is_aligned(entry.length, format::kObjectAlignment))
-      return corrupt(what + ": not aligned to 1 MiB");
+      return corrupt(what() + ": not aligned to 1 MiB");
     auto end = checked_add(entry.file_offset, entry.length);
-    if (!end) return corrupt(what + ": end overflows");
+    if (!end) return corrupt(what() + ": end overflows");
     if (ranges_overlap(entry.file_offset, entry.length, log_.offset, log_.length))
-      return corrupt(what + ": overlaps the log");
+      return corrupt(what() + ": overlaps the log");
     // Unknown optional regions are ignored, so only the known ones must lie inside the file.
     const bool is_known =
         entry.guid == format::kBatRegionGuid || entry.guid == format::kMetadataRegionGuid;
     if (is_known && *end > info_.file_size)
-      return corrupt(what + ": extends past the end of the file (" + num(info_.file_size) +
+      return corrupt(what() + ": extends past the end of the file (" + num(info_.file_size) +
                      " bytes)");
   }
   // The codec rejects overlapping regions; check the two this engine relies on regardless.
