@@ -28,7 +28,8 @@ const char* call_name(FaultFile::Call call) {
 void write_bytes(std::vector<std::uint8_t>& bytes, std::uint64_t offset,
                  std::span<const std::uint8_t> data) {
   if (offset + data.size() > bytes.size()) bytes.resize(offset + data.size());
-  std::copy(data.begin(), data.end(), bytes.begin() + static_cast<std::ptrdiff_t>(offset));
+  // memcpy, not std::copy: see MemFile::read_at.
+  if (!data.empty()) std::memcpy(bytes.data() + offset, data.data(), data.size());
 }
 
 void zero_bytes(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint64_t length) {
@@ -199,7 +200,7 @@ Result<void> FaultFile::read_at(std::uint64_t offset, std::span<std::uint8_t> ou
   if (!end || *end > volatile_.size())
     return Error(ErrorCode::kIo,
                  "unexpected end of file at offset " + std::to_string(offset) + " of <fault>");
-  std::copy_n(volatile_.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+  if (!out.empty()) std::memcpy(out.data(), volatile_.data() + offset, out.size());
   return ok();
 }
 
