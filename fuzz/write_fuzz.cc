@@ -91,8 +91,9 @@ void expect_ok(const Result<void>& r, const std::string& what) {
 }
 
 // The virtual disk as it should read. It lives across runs (a fresh multi-MiB buffer per run
-// costs more in page faults than the work itself): only the 64 KiB chunks a run wrote to are
-// zeroed again for the next one, and those never written read as zeros.
+// costs more in page faults than the work itself), by 64 KiB chunk: a chunk not marked written
+// reads as zeros whatever its bytes hold, so a new run and a discard of whole chunks only clear
+// marks, and a chunk's bytes are zeroed when a write first marks it.
 class Shadow {
  public:
   static constexpr std::uint64_t kChunk = 64 << 10;
@@ -102,24 +103,26 @@ class Shadow {
       bytes_.resize(size);
       written_.resize((size + kChunk - 1) / kChunk);
     }
-    for (std::size_t c = 0; c < written_.size(); ++c) {
-      if (!written_[c]) continue;
-      std::memset(bytes_.data() + c * kChunk, 0,
-                  std::min<std::size_t>(kChunk, bytes_.size() - c * kChunk));
-      written_[c] = false;
-    }
+    std::fill(written_.begin(), written_.end(), false);
   }
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) {
     if (data.empty()) return;
+    mark_written(offset, data.size());
     std::memcpy(bytes_.data() + offset, data.data(), data.size());
-    for (std::uint64_t c = offset / kChunk; c <= (offset + data.size() - 1) / kChunk; ++c)
-      written_[c] = true;
   }
   void zero(std::uint64_t offset, std::uint64_t length) {
-    std::memset(bytes_.data() + offset, 0, length);
+    for (std::uint64_t at = offset, end = offset + length; at < end;) {
+      const std::uint64_t c = at / kChunk;
+      const std::uint64_t n = std::min(kChunk - at % kChunk, end - at);
+      if (n == kChunk || chunk_size(c) == n)
+        written_[c] = false;
+      else if (written_[c])
+        std::memset(bytes_.data() + at, 0, n);
+      at += n;
+    }
   }
-  // Whether `got`, read at virtual offset `offset`, is what the disk holds; chunks never
-  // written are compared with zeros, which stay in the cache.
+  // Whether `got`, read at virtual offset `offset`, is what the disk holds; chunks not written
+  // are compared with zeros, which stay in the cache.
   bool matches(std::uint64_t offset, std::span<const std::uint8_t> got) const {
     static const std::vector<std::uint8_t> zeros(kChunk, 0);
     for (std::size_t done = 0; done < got.size();) {
@@ -132,9 +135,22 @@ class Shadow {
     }
     return true;
   }
-  std::uint8_t at(std::uint64_t offset) const { return bytes_[offset]; }
+  std::uint8_t at(std::uint64_t offset) const {
+    return written_[offset / kChunk] ? bytes_[offset] : 0;
+  }
 
  private:
+  std::uint64_t chunk_size(std::uint64_t c) const {
+    return std::min<std::uint64_t>(kChunk, bytes_.size() - c * kChunk);
+  }
+  void mark_written(std::uint64_t offset, std::uint64_t length) {
+    for (std::uint64_t c = offset / kChunk; c <= (offset + length - 1) / kChunk; ++c) {
+      if (written_[c]) continue;
+      std::memset(bytes_.data() + c * kChunk, 0, chunk_size(c));
+      written_[c] = true;
+    }
+  }
+
   std::vector<std::uint8_t> bytes_;
   std::vector<bool> written_;  // by 64 KiB chunk
 };
